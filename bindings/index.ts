@@ -1,0 +1,29 @@
+// The typed face of the native addon: Tensor, the ops, and runtime controls.
+import { native } from './native.js';
+import type { IsaName, NativeInfo } from './types.js';
+
+export { Tensor } from './tensor.js';
+export type { TypedArrayFor } from './tensor.js';
+export { ops } from './ops.js';
+export { NativeLoadError, EXPECTED_ABI_VERSION, native, packageRoot } from './native.js';
+export type * from './types.js';
+
+/** Build and runtime facts: ABI, ISA in use, threads, CUDA devices. */
+export function nativeInfo(): NativeInfo {
+  return native().info();
+}
+
+/** Force the kernels' instruction set (tests compare the paths); throws if this CPU lacks it. */
+export function setIsa(isa: IsaName): void {
+  native().setIsa(isa);
+}
+
+/** Allow or forbid the AVX512-BF16 dot-product path for bf16 weights (forbidden: widen to f32). */
+export function setBf16Dot(enabled: boolean): void {
+  native().setBf16Dot(enabled);
+}
+
+/** Threads of the native pool (default: the number of cores, or STARWEAVE_NUM_THREADS). */
+export function setNumThreads(n: number): void {
+  native().setNumThreads(n);
+}

@@ -1,0 +1,22 @@
+// General matrix multiply on the CPU: the engine under matmul, the LoRA linear and the MLP.
+//
+//   C[M,N] = alpha * op(A) * op(B) + beta * C
+//
+// Row-major with leading dimensions. op(A) is A[M,K] (lda >= K) or, with trans_a, A is stored [K,M]
+// (lda >= M). op(B) is B[K,N] (ldb >= N) or, with trans_b, B is stored [N,K] (ldb >= K): the linear
+// layer's y = x·Wᵀ is gemm(false, true, ...) with W [out, in] as PyTorch stores it.
+// beta == 0 means C is written without being read (it may hold NaN/garbage).
+// B may be bf16 (frozen weights): with AVX512-BF16 the product uses vdpbf16ps on A rounded to bf16;
+// without it, bf16 is widened to f32. Threads: the shared pool (cpu/threadpool.h).
+#pragma once
+#include <cstdint>
+
+namespace sw::cpu {
+
+void gemm_f32(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+              int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
+
+void gemm_f32_bf16(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+                   int64_t lda, const uint16_t* B, int64_t ldb, float beta, float* C, int64_t ldc);
+
+}  // namespace sw::cpu

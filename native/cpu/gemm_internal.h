@@ -1,0 +1,288 @@
+// Internals of the CPU GEMM (cpu/gemm.h): the problem descriptor, the per-ISA entry points, and the
+// GotoBLAS-style blocked driver plus portable packing routines that every ISA build instantiates.
+//
+// Layout of the algorithm (one thread, one rectangle C[m0:m1, n0:n1], all of K):
+//
+//   for jc in [n0, n1) step NC                 B block  : KC x NC, packed once, lives in L2/L3
+//     for pc in [0, K) step KC                 (beta is applied on the first pc block only)
+//       pack op(B)[pc:pc+KC, jc:jc+NC] into NR-column panels
+//       for ic in [m0, m1) step MC             A block  : MC x KC, packed, lives in L2
+//         pack op(A)[ic:ic+MC, pc:pc+KC] into MR-row panels
+//         for jr step NR, for ir step MR:      micro-kernel: MR x NR tile of C, registers only
+//
+// Packing absorbs both transposes (one micro-kernel serves all four cases) and zero-pads partial
+// panels, so the micro-kernel always runs a full MR x NR tile and only its store is masked.
+//
+// A "k-step" is one rank-1 (f32) or rank-2 (bf16 pair, vdpbf16ps) update. Packed panels are made
+// of 32-bit words in both cases: an A panel is ksteps x MR words, a B panel ksteps x NR words, where a
+// word is an f32 or a (k even, k odd) pair of bf16 (low half = even k, as vdpbf16ps expects).
+//
+// ODR note: everything below the entry-point declarations sits in an anonymous namespace on purpose.
+// This header is included by translation units compiled with different -m flags; with internal
+// linkage each one keeps its own copy, so the linker can never pick an AVX-512-compiled copy of a
+// helper for the portable or AVX2 build (which would SIGILL on an older CPU).
+#pragma once
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+
+namespace sw::cpu::gemm {
+
+// One GEMM call (see gemm.h for the semantics). B is f32 or bf16 (b_bf16).
+struct Problem {
+  bool trans_a = false, trans_b = false;
+  int64_t M = 0, N = 0, K = 0;
+  float alpha = 1.f, beta = 0.f;
+  const float* A = nullptr;
+  int64_t lda = 0;
+  const void* B = nullptr;
+  int64_t ldb = 0;
+  bool b_bf16 = false;
+  float* C = nullptr;
+  int64_t ldc = 0;
+};
+
+// Computes C[m0:m1, n0:n1] over all of K, single-threaded (the dispatcher splits C across threads).
+using BlockFn = void (*)(const Problem& p, int64_t m0, int64_t m1, int64_t n0, int64_t n1);
+
+// A kernel family: its block function and its register tile, which the dispatcher uses to cut C into
+// per-thread rectangles on tile boundaries.
+struct Variant {
+  BlockFn block = nullptr;
+  int mr = 1, nr = 1;
+  const char* name = "";
+};
+
+// Per-ISA variants. dpbf16: use the AVX512-BF16 kernel for bf16 B (A rounded to bf16); otherwise a
+// bf16 B is widened to f32 while packing and the f32 kernel runs.
+Variant variant_scalar();
+#if defined(SW_HAVE_AVX2_BUILD)
+Variant variant_avx2();
+#endif
+#if defined(SW_HAVE_AVX512_BUILD)
+Variant variant_avx512_f32();
+Variant variant_avx512_dpbf16();
+#endif
+
+// Per-thread packing scratch, 64-byte aligned, grown on demand and kept for the thread's lifetime
+// (the pool's threads are persistent, so steady-state GEMMs allocate nothing). slot 0 = A, 1 = B.
+void* thread_scratch(int slot, size_t bytes);
+
+namespace {  // internal linkage: see the ODR note above
+
+inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+inline int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
+
+// bf16 <-> f32, bit exact with core/half.h (round to nearest even, NaN kept quiet). Local copies so
+// that no inline function with external linkage gets compiled under ISA flags (see ODR note).
+inline float bf16_bits_to_f32(uint16_t h) {
+  uint32_t u = static_cast<uint32_t>(h) << 16;
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+inline uint32_t f32_to_bf16_bits(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return (u >> 16) | 0x40u;
+  u += 0x7fffu + ((u >> 16) & 1u);
+  return u >> 16;
+}
+
+inline float load_as_f32(const float* p) { return *p; }
+inline float load_as_f32(const uint16_t* p) { return bf16_bits_to_f32(*p); }
+
+// ---- Portable packing. The ISA builds compile these with their own flags (auto-vectorized) and may
+// replace the hot cases with hand-written versions.
+
+// op(A)[i0:i0+mc, k0:k0+kc] -> ceil(mc/MR) panels of kc x MR floats; rows past mc are zero.
+template <int MR>
+void pack_a_f32(const Problem& p, int64_t i0, int64_t mc, int64_t k0, int64_t kc, float* dst) {
+  for (int64_t r = 0; r < mc; r += MR, dst += kc * MR) {
+    const int mr = static_cast<int>(std::min<int64_t>(MR, mc - r));
+    if (!p.trans_a) {
+      // A[i, k] row-major: read each row contiguously, write with stride MR.
+      for (int i = 0; i < mr; ++i) {
+        const float* src = p.A + (i0 + r + i) * p.lda + k0;
+        for (int64_t k = 0; k < kc; ++k) dst[k * MR + i] = src[k];
+      }
+    } else {
+      // A stored [K, M]: an MR-row slice of op(A) column k is contiguous.
+      for (int64_t k = 0; k < kc; ++k) {
+        const float* src = p.A + (k0 + k) * p.lda + i0 + r;
+        for (int i = 0; i < mr; ++i) dst[k * MR + i] = src[i];
+      }
+    }
+    if (mr < MR)
+      for (int64_t k = 0; k < kc; ++k)
+        for (int i = mr; i < MR; ++i) dst[k * MR + i] = 0.f;
+  }
+}
+
+// op(A) rounded to bf16, as (k even, k odd) pairs: ceil(mc/MR) panels of ceil(kc/2) x MR words.
+// An odd kc gets a zero odd half in its last pair; rows past mc are zero.
+template <int MR>
+void pack_a_bf16pairs(const Problem& p, int64_t i0, int64_t mc, int64_t k0, int64_t kc, uint32_t* dst) {
+  const int64_t ks = ceil_div(kc, 2);
+  auto a = [&](int64_t i, int64_t k) -> float {
+    return p.trans_a ? p.A[(k0 + k) * p.lda + i0 + i] : p.A[(i0 + i) * p.lda + k0 + k];
+  };
+  for (int64_t r = 0; r < mc; r += MR, dst += ks * MR) {
+    const int mr = static_cast<int>(std::min<int64_t>(MR, mc - r));
+    for (int64_t q = 0; q < ks; ++q) {
+      for (int i = 0; i < MR; ++i) {
+        uint32_t w = 0;
+        if (i < mr) {
+          w = f32_to_bf16_bits(a(r + i, 2 * q));
+          if (2 * q + 1 < kc) w |= f32_to_bf16_bits(a(r + i, 2 * q + 1)) << 16;
+        }
+        dst[q * MR + i] = w;
+      }
+    }
+  }
+}
+
+// op(B)[k0:k0+kc, j0:j0+nc] -> ceil(nc/NR) panels of kc x NR floats; columns past nc are zero.
+// TB is float or uint16_t (bf16, widened here so the f32 kernel runs on it).
+template <int NR, class TB>
+void pack_b_f32(const Problem& p, int64_t k0, int64_t kc, int64_t j0, int64_t nc, float* dst) {
+  const TB* B = static_cast<const TB*>(p.B);
+  for (int64_t c = 0; c < nc; c += NR, dst += kc * NR) {
+    const int nr = static_cast<int>(std::min<int64_t>(NR, nc - c));
+    if (!p.trans_b) {
+      // B[k, n] row-major: an NR-column slice of row k is contiguous.
+      for (int64_t k = 0; k < kc; ++k) {
+        const TB* src = B + (k0 + k) * p.ldb + j0 + c;
+        float* d = dst + k * NR;
+        for (int j = 0; j < nr; ++j) d[j] = load_as_f32(src + j);
+        for (int j = nr; j < NR; ++j) d[j] = 0.f;
+      }
+    } else {
+      // B stored [N, K]: read each column of op(B) contiguously, write with stride NR.
+      for (int j = 0; j < nr; ++j) {
+        const TB* src = B + (j0 + c + j) * p.ldb + k0;
+        for (int64_t k = 0; k < kc; ++k) dst[k * NR + j] = load_as_f32(src + k);
+      }
+      if (nr < NR)
+        for (int64_t k = 0; k < kc; ++k)
+          for (int j = nr; j < NR; ++j) dst[k * NR + j] = 0.f;
+    }
+  }
+}
+
+// bf16 op(B) as (k even, k odd) pairs per column: ceil(nc/NR) panels of ceil(kc/2) x NR words.
+template <int NR>
+void pack_b_bf16pairs(const Problem& p, int64_t k0, int64_t kc, int64_t j0, int64_t nc, uint32_t* dst) {
+  const uint16_t* B = static_cast<const uint16_t*>(p.B);
+  const int64_t ks = ceil_div(kc, 2), kfull = kc / 2;
+  for (int64_t c = 0; c < nc; c += NR, dst += ks * NR) {
+    const int nr = static_cast<int>(std::min<int64_t>(NR, nc - c));
+    if (!p.trans_b) {
+      for (int64_t q = 0; q < ks; ++q) {
+        const uint16_t* r0 = B + (k0 + 2 * q) * p.ldb + j0 + c;
+        const uint16_t* r1 = r0 + p.ldb;
+        uint32_t* d = dst + q * NR;
+        if (q < kfull)
+          for (int j = 0; j < nr; ++j) d[j] = r0[j] | static_cast<uint32_t>(r1[j]) << 16;
+        else
+          for (int j = 0; j < nr; ++j) d[j] = r0[j];  // odd kc: the pair's odd half is zero
+        for (int j = nr; j < NR; ++j) d[j] = 0;
+      }
+    } else {
+      // B stored [N, K]: a pair is two adjacent bf16 of one row, i.e. one unaligned 32-bit word.
+      for (int j = 0; j < nr; ++j) {
+        const uint16_t* src = B + (j0 + c + j) * p.ldb + k0;
+        for (int64_t q = 0; q < kfull; ++q) {
+          uint32_t w;
+          std::memcpy(&w, src + 2 * q, 4);
+          dst[q * NR + j] = w;
+        }
+        if (ks > kfull) dst[kfull * NR + j] = src[2 * kfull];
+      }
+      if (nr < NR)
+        for (int64_t q = 0; q < ks; ++q)
+          for (int j = nr; j < NR; ++j) dst[q * NR + j] = 0;
+    }
+  }
+}
+
+// ---- The blocked driver. KT (kernel traits) provides:
+//   Word              float (f32 panels) or uint32_t (bf16 pair panels)
+//   MR, NR            register tile
+//   KSTEP             k values per k-step (1: f32 words, 2: bf16 pairs)
+//   MC, KC, NC        cache blocking (MC % MR == 0, NC % NR == 0, KC % KSTEP == 0)
+//   DIRECT            whether the micro-kernel can read f32 A / B in place (below); KSTEP == 1 only
+//   pack_a(p, i0, mc, k0, kc, Word* dst), pack_b(p, k0, kc, j0, nc, Word* dst)
+//   micro<AROW>(ksteps, a, as, b, bs, c, ldc, alpha, beta, m, n): C[m x n] = alpha*acc + beta*C
+//     (beta == 0: C not read), m <= MR, n <= NR; the tile is always computed in full.
+//     A element (i, s) of k-step s: AROW ? a[i*as + s] : a[i + s*as]   (packed: as = MR)
+//     B words of k-step s: b[s*bs .. s*bs + NR)                          (packed: bs = NR)
+//
+// In-place operands: packing pays off when a panel is reused; a thread whose rectangle is only a
+// couple of tiles wide (LoRA: N = r = 16) uses each A panel once or twice, so packing A would cost
+// as much as the multiply. Then full MR-row panels of A are read in place (row-major with stride lda
+// or, transposed, k-major with stride lda) and only a partial last panel is packed (the kernel
+// always reads MR rows, which must not run past A). Likewise full panels of a plain f32 B (rows of
+// NR contiguous floats, stride ldb) when the rectangle is only a couple of tiles tall (M = r = 16).
+template <class KT>
+void goto_block(const Problem& p, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
+  using Word = typename KT::Word;
+  constexpr int MR = KT::MR, NR = KT::NR, KSTEP = KT::KSTEP;
+  const int64_t M = m1 - m0, N = n1 - n0;
+  if (M <= 0 || N <= 0) return;
+  // Smaller problems get smaller blocks, so the scratch and the packing stay proportional.
+  const int64_t MC = std::min<int64_t>(KT::MC, round_up(M, MR));
+  const int64_t NC = std::min<int64_t>(KT::NC, round_up(N, NR));
+  const int64_t KC = std::min<int64_t>(KT::KC, round_up(p.K, KSTEP));
+  Word* abuf = static_cast<Word*>(thread_scratch(0, sizeof(Word) * MC * (KC / KSTEP)));
+  Word* bbuf = static_cast<Word*>(thread_scratch(1, sizeof(Word) * NC * (KC / KSTEP)));
+  const bool direct_a = KT::DIRECT && N <= 2 * NR;
+  const bool direct_b = KT::DIRECT && M <= 2 * MR && !p.trans_b && !p.b_bf16;
+  const float* A = p.A;
+  const float* B = static_cast<const float*>(p.B);  // read in place only when f32
+
+  for (int64_t jc = n0; jc < n1; jc += NC) {
+    const int64_t nc = std::min(NC, n1 - jc), nc_full = direct_b ? nc / NR * NR : 0;
+    for (int64_t pc = 0; pc < p.K; pc += KC) {
+      const int64_t kc = std::min(KC, p.K - pc);
+      const int64_t ks = ceil_div(kc, KSTEP);
+      const float beta = pc == 0 ? p.beta : 1.f;  // later K blocks accumulate onto C
+      // Packed B: all panels, or (direct_b) just the partial last one, at the start of bbuf.
+      if (nc > nc_full) KT::pack_b(p, pc, kc, jc + nc_full, nc - nc_full, bbuf);
+      for (int64_t ic = m0; ic < m1; ic += MC) {
+        const int64_t mc = std::min(MC, m1 - ic), mc_full = direct_a ? mc / MR * MR : 0;
+        if (mc > mc_full) KT::pack_a(p, ic + mc_full, mc - mc_full, pc, kc, abuf);
+        // jr outer: one B micro-panel stays hot in L1 while the A block (L2) streams past it.
+        for (int64_t jr = 0; jr < nc; jr += NR) {
+          const int n = static_cast<int>(std::min<int64_t>(NR, nc - jr));
+          const bool b_in_place = jr < nc_full;
+          const Word* bp = bbuf + ((jr - nc_full) / NR) * ks * NR;
+          int64_t bs = NR;
+          if (b_in_place) {
+            bp = reinterpret_cast<const Word*>(B + pc * p.ldb + jc + jr);
+            bs = p.ldb;
+          }
+          float* c = p.C + ic * p.ldc + jc + jr;
+          for (int64_t ir = 0; ir < mc; ir += MR, c += MR * p.ldc) {
+            const int m = static_cast<int>(std::min<int64_t>(MR, mc - ir));
+            if (ir < mc_full) {
+              if constexpr (KT::DIRECT) {
+                if (p.trans_a)  // A stored [K, M]: k-major, stride lda
+                  KT::template micro<false>(ks, A + pc * p.lda + ic + ir, p.lda, bp, bs, c, p.ldc, p.alpha, beta, m, n);
+                else  // row-major A, stride lda between rows
+                  KT::template micro<true>(ks, A + (ic + ir) * p.lda + pc, p.lda, bp, bs, c, p.ldc, p.alpha, beta, m, n);
+              }
+            } else {
+              KT::template micro<false>(ks, abuf + ((ir - mc_full) / MR) * ks * MR, MR, bp, bs, c, p.ldc, p.alpha,
+                                        beta, m, n);
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace sw::cpu::gemm

@@ -1,0 +1,57 @@
+// Transformer layer ops other than the linear layers: RMSNorm, rotary embedding, attention, the
+// SiLU-gated MLP activation, embedding lookup, cross-entropy, residual add, dropout.
+// Each forward is paired with its backward; shapes are stated over each declaration.
+// Parameter gradients accumulate (+=); activation gradients are written.
+#pragma once
+#include <cstdint>
+
+#include "core/tensor.h"
+#include "cpu/kernels.h"
+
+namespace sw::ops {
+
+// x, y [..., C], w [C] f32, rstd [rows] f32 (saved for the backward)
+void rmsnorm_forward(const Tensor& x, const Tensor& w, float eps, Tensor& y, Tensor& rstd);
+// dx [..., C] written, dw [C] accumulated (may be null when the norm weight is frozen)
+void rmsnorm_backward(const Tensor& dy, const Tensor& x, const Tensor& w, const Tensor& rstd, Tensor& dx, Tensor* dw);
+
+// x, y [B, T, H, D] (y may be x: in place), positions i32 [B, T]; Hugging Face rotate_half convention
+using RopeParams = cpu::RopeParams;
+void rope_forward(const Tensor& x, const Tensor& positions, const RopeParams& p, Tensor& y);
+// dx = Rᵀ dy (the rotation's transpose); dx may be dy (in place)
+void rope_backward(const Tensor& dy, const Tensor& positions, const RopeParams& p, Tensor& dx);
+
+// q [B, T, Hq, D], k/v [B, T, Hkv, D], segment i32 [B, T] or null; out [B, T, Hq, D], lse [B, Hq, T]
+void attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* segment, float scale,
+                       bool causal, Tensor& out, Tensor& lse);
+void attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* segment, float scale,
+                        bool causal, const Tensor& out, const Tensor& lse, const Tensor& dout, Tensor& dq, Tensor& dk,
+                        Tensor& dv);
+
+// h = silu(gate) * up, all [..., I]
+void swiglu_forward(const Tensor& gate, const Tensor& up, Tensor& h);
+void swiglu_backward(const Tensor& dh, const Tensor& gate, const Tensor& up, Tensor& dgate, Tensor& dup);
+
+// ids i32 [...], table [V, C] f32 or bf16, out f32 [..., C]; an id outside [0, V) is an error naming it
+void embedding_forward(const Tensor& ids, const Tensor& table, Tensor& out);
+void embedding_backward(const Tensor& ids, const Tensor& dout, Tensor& dtable);
+
+// logits f32 [N, V], targets i32 [N] (ignore_index masks a token out), losses f32 [N], lse f32 [N].
+// Returns the number of tokens that count (targets != ignore_index).
+int64_t cross_entropy_forward(const Tensor& logits, const Tensor& targets, int32_t ignore_index, Tensor& losses,
+                              Tensor& lse);
+// dlogits = grad_scale * (softmax - onehot) on counted rows, 0 elsewhere; dlogits may be logits (in place)
+void cross_entropy_backward(const Tensor& logits, const Tensor& targets, const Tensor& lse, int32_t ignore_index,
+                            float grad_scale, Tensor& dlogits);
+
+// out = a + b (the residual connection); its backward hands dout to both branches: accumulate().
+void add(const Tensor& a, const Tensor& b, Tensor& out);
+// y += alpha * x
+void accumulate(const Tensor& x, float alpha, Tensor& y);
+
+// out = x * keep / (1 - p) with the counter-based mask of (seed, element index)
+void dropout_forward(const Tensor& x, float p, uint64_t seed, Tensor& out);
+// dx = dy * keep / (1 - p)  (the same mask)
+void dropout_backward(const Tensor& dy, float p, uint64_t seed, Tensor& dx);
+
+}  // namespace sw::ops
