@@ -5,7 +5,7 @@ import type { IsaName, NativeInfo } from './types.js';
 export { Tensor } from './tensor.js';
 export type { TypedArrayFor } from './tensor.js';
 export { ops } from './ops.js';
-export { NativeLoadError, EXPECTED_ABI_VERSION, native, packageRoot } from './native.js';
+export { NativeLoadError, EXPECTED_ABI_VERSION, loadNative, native, packageRoot } from './native.js';
 export type * from './types.js';
 
 /** Build and runtime facts: ABI, ISA in use, threads, CUDA devices. */

@@ -39,9 +39,13 @@ export function packageRoot(): string {
   }
 }
 
-function load(): NativeAddon {
-  const root = packageRoot();
-  const file = process.env.STARWEAVE_NATIVE_PATH ?? join(root, 'build', 'Release', 'starweave_native.node');
+/**
+ * Loads the addon of the package at `root` (checking ABI and, where the sources are present, that the
+ * build is not stale). STARWEAVE_NATIVE_PATH overrides the file (and skips the staleness check).
+ */
+export function loadNative(root: string = packageRoot()): NativeAddon {
+  const override = process.env.STARWEAVE_NATIVE_PATH;
+  const file = override ?? join(root, 'build', 'Release', 'starweave_native.node');
   if (!existsSync(file)) {
     throw new NativeLoadError('ENOTBUILT', `the native addon is not built (no ${file}). ${REBUILD}`);
   }
@@ -62,7 +66,7 @@ function load(): NativeAddon {
       `the native addon has ABI ${info.abiVersion} but this code expects ${EXPECTED_ABI_VERSION}. ${REBUILD}`,
     );
   }
-  if (process.env.STARWEAVE_SKIP_STALE_CHECK !== '1' && !process.env.STARWEAVE_NATIVE_PATH) {
+  if (process.env.STARWEAVE_SKIP_STALE_CHECK !== '1' && !override) {
     const { nativeSourceHash } = require(join(root, 'scripts', 'native-hash.cjs')) as {
       nativeSourceHash(root: string): string | null;
     };
@@ -81,6 +85,6 @@ let cached: NativeAddon | undefined;
 
 /** The addon, loaded on first use. */
 export function native(): NativeAddon {
-  cached ??= load();
+  cached ??= loadNative();
   return cached;
 }

@@ -5,7 +5,8 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
-#include <vector>
+#include <cstdlib>
+#include <new>
 
 #include "core/half.h"
 #include "cpu/kernels.h"

@@ -32,14 +32,15 @@ class Pool {
     for (int t = 1; t < n; ++t) workers_.emplace_back([this, t] { worker_loop(t); });
   }
 
-  void run(int64_t n_tasks, const std::function<void(int64_t, int)>& fn) {
+  void run(int64_t n_tasks, TaskFn fn, void* ctx) {
     if (n_tasks <= 0) return;
     if (t_inside_region || size_ == 1 || n_tasks == 1) {
-      for (int64_t i = 0; i < n_tasks; ++i) fn(i, 0);
+      for (int64_t i = 0; i < n_tasks; ++i) fn(ctx, i, 0);
       return;
     }
     std::lock_guard<std::mutex> region(region_mu_);
-    fn_ = &fn;
+    fn_ = fn;
+    ctx_ = ctx;
     n_tasks_ = n_tasks;
     next_.store(0, std::memory_order_relaxed);
     pending_.store(size_ - 1, std::memory_order_relaxed);
@@ -65,7 +66,7 @@ class Pool {
     for (;;) {
       int64_t i = next_.fetch_add(1, std::memory_order_relaxed);
       if (i >= n_tasks_) break;
-      (*fn_)(i, thread);
+      fn_(ctx_, i, thread);
     }
   }
 
@@ -116,7 +117,8 @@ class Pool {
   bool stopping_ = false;
   std::atomic<uint64_t> spin_gen_{0};
   std::atomic<bool> stopping_flag_{false};
-  const std::function<void(int64_t, int)>* fn_ = nullptr;
+  TaskFn fn_ = nullptr;
+  void* ctx_ = nullptr;
   int64_t n_tasks_ = 0;
   std::atomic<int64_t> next_{0};
   std::atomic<int> pending_{0};
@@ -133,9 +135,9 @@ int num_threads() { return pool().size(); }
 
 void set_num_threads(int n) { pool().resize(std::max(1, n)); }
 
-void parallel_for(int64_t n_tasks, const std::function<void(int64_t, int)>& fn) { pool().run(n_tasks, fn); }
+void parallel_for_raw(int64_t n_tasks, TaskFn fn, void* ctx) { pool().run(n_tasks, fn, ctx); }
 
-void parallel_range(int64_t n, int64_t align, const std::function<void(int64_t, int64_t, int)>& fn) {
+void parallel_range_raw(int64_t n, int64_t align, RangeFn fn, void* ctx) {
   if (n <= 0) return;
   int nt = num_threads();
   align = std::max<int64_t>(1, align);
@@ -143,7 +145,7 @@ void parallel_range(int64_t n, int64_t align, const std::function<void(int64_t, 
   int64_t chunks = std::min<int64_t>(nt, units);
   parallel_for(chunks, [&](int64_t c, int thread) {
     int64_t b = units * c / chunks * align, e = std::min(n, units * (c + 1) / chunks * align);
-    if (b < e) fn(b, e, thread);
+    if (b < e) fn(ctx, b, e, thread);
   });
 }
 
