@@ -147,6 +147,17 @@ Napi::Object arg_object(const Napi::CallbackInfo& info, size_t i, const char* op
   return v.As<Napi::Object>();
 }
 
+int64_t opt_int(const Napi::Object& o, const char* key, int64_t fallback, const char* op) {
+  double d = opt_number(o, key, static_cast<double>(fallback), op);
+  if (!std::isfinite(d) || std::floor(d) != d || std::fabs(d) > 9007199254740991.0) {
+    Napi::TypeError e = Napi::TypeError::New(o.Env(), std::string(op) + ": option '" + key + "' must be an integer, got " +
+                                                          o.Get(key).ToString().Utf8Value());
+    e.Set("code", Napi::String::New(o.Env(), "EARG"));
+    throw e;
+  }
+  return static_cast<int64_t>(d);
+}
+
 double opt_number(const Napi::Object& o, const char* key, double fallback, const char* op) {
   Napi::Value v = o.Get(key);
   if (v.IsUndefined() || v.IsNull()) return fallback;
@@ -159,15 +170,21 @@ double opt_number(const Napi::Object& o, const char* key, double fallback, const
 }
 
 void define_op(Napi::Env env, Napi::Object exports, const char* name, Prepare prepare) {
+  const std::string op_name = name;
   exports.Set(name, Napi::Function::New(
                         env,
-                        [prepare](const Napi::CallbackInfo& info) -> Napi::Value {
+                        [prepare, op_name](const Napi::CallbackInfo& info) -> Napi::Value {
                           try {
                             Job job = prepare(info);
                             job.run();
                             return job.result ? job.result(info.Env()) : info.Env().Undefined();
                           } catch (const Error& e) {
                             throw_js(info.Env(), e);
+                          } catch (const Napi::Error&) {
+                            throw;
+                          } catch (const std::exception& e) {
+                            // never let a C++ exception terminate the process
+                            throw_js(info.Env(), Error("EINTERNAL", op_name + ": " + e.what()));
                           }
                         },
                         name));
@@ -180,6 +197,10 @@ void define_op(Napi::Env env, Napi::Object exports, const char* name, Prepare pr
                                   job = prepare(info);
                                 } catch (const Error& e) {
                                   throw_js(info.Env(), e);
+                                } catch (const Napi::Error&) {
+                                  throw;
+                                } catch (const std::exception& e) {
+                                  throw_js(info.Env(), Error("EINTERNAL", e.what()));
                                 }
                                 auto* worker = new JobWorker(info.Env(), std::move(job));
                                 Napi::Promise p = worker->promise();

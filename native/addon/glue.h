@@ -82,6 +82,7 @@ std::string arg_string(const Napi::CallbackInfo& info, size_t i, const char* op,
 std::vector<int64_t> arg_shape(const Napi::CallbackInfo& info, size_t i, const char* op, const char* name);
 Napi::Object arg_object(const Napi::CallbackInfo& info, size_t i, const char* op, const char* name);
 double opt_number(const Napi::Object& o, const char* key, double fallback, const char* op);
+int64_t opt_int(const Napi::Object& o, const char* key, int64_t fallback, const char* op);
 
 // Throw a JS error (with .code) for a core error.
 [[noreturn]] void throw_js(Napi::Env env, const Error& e);

@@ -28,9 +28,11 @@ ops::LoraConfig lora_config(Info info, size_t i, const char* op) {
   ops::LoraConfig c;
   c.scale = static_cast<float>(opt_number(o, "scale", 1.0, op));
   c.dropout = static_cast<float>(opt_number(o, "dropout", 0.0, op));
-  double seed = opt_number(o, "seed", 0.0, op);
-  if (!(seed >= 0) || seed > 9007199254740991.0) {
-    throw Napi::TypeError::New(info.Env(), std::string(op) + ": option 'seed' must be an integer >= 0");
+  int64_t seed = opt_int(o, "seed", 0, op);
+  if (seed < 0) {
+    Napi::TypeError e = Napi::TypeError::New(info.Env(), std::string(op) + ": option 'seed' must be an integer >= 0");
+    e.Set("code", Napi::String::New(info.Env(), "EARG"));
+    throw e;
   }
   c.seed = static_cast<uint64_t>(seed);
   return c;
@@ -39,7 +41,7 @@ ops::LoraConfig lora_config(Info info, size_t i, const char* op) {
 ops::RopeParams rope_params(Info info, size_t i, const char* op) {
   Napi::Object o = arg_object(info, i, op, "rope");
   ops::RopeParams p;
-  p.head_dim = static_cast<int64_t>(opt_number(o, "headDim", 0, op));
+  p.head_dim = opt_int(o, "headDim", 0, op);
   p.theta = opt_number(o, "theta", 10000.0, op);
   p.linear_factor = opt_number(o, "linearFactor", 1.0, op);
   Napi::Value l3 = o.Get("llama3");
@@ -61,7 +63,7 @@ ops::AdamWParams adamw_params(Info info, size_t i, const char* op) {
   h.beta2 = static_cast<float>(opt_number(o, "beta2", 0.999, op));
   h.eps = static_cast<float>(opt_number(o, "eps", 1e-8, op));
   h.weight_decay = static_cast<float>(opt_number(o, "weightDecay", 0.01, op));
-  h.step = static_cast<int64_t>(opt_number(o, "step", 0, op));
+  h.step = opt_int(o, "step", 0, op);
   return h;
 }
 

@@ -73,6 +73,11 @@ inline void in_range(const char* op, const char* arg, double v, double lo, doubl
 }
 
 inline int64_t last_dim(const Tensor& t) { return t.shape.empty() ? 1 : t.shape.back(); }
-inline int64_t rows(const Tensor& t) { return t.shape.empty() ? 1 : t.numel() / std::max<int64_t>(1, t.shape.back()); }
+// Product of all dimensions but the last (the rows of the [rows, last_dim] view); 1 for a scalar.
+inline int64_t rows(const Tensor& t) {
+  int64_t n = 1;
+  for (size_t i = 0; i + 1 < t.shape.size(); ++i) n *= t.shape[i];
+  return n;
+}
 
 }  // namespace sw::check

@@ -67,6 +67,8 @@ cpu::AttentionShape attention_shape(const char* op, const Tensor& q, const Tenso
   check_bthd(op, "k", k);
   check_bthd(op, "v", v);
   const int64_t B = q.dim(0), T = q.dim(1), Hq = q.dim(2), D = q.dim(3), Hkv = k.dim(2);
+  if (D < 1 || Hq < 1)
+    throw op_error(op, "q must have at least one head and a head dimension >= 1, got q " + q.describe());
   if (Hkv < 1 || Hq % Hkv != 0)
     throw op_error(op, "query heads must be a multiple of key/value heads: q " + q.describe() + ", k " + k.describe());
   check::shape(op, "k", k, {B, T, Hkv, D});

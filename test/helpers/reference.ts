@@ -251,6 +251,8 @@ export function attentionRef(
   segment: ArrayLike<number> | null,
   scale: number,
   causal: boolean,
+  /** compute only batch b, query heads [h0, h1) (the rest stays 0): for cheap finite differences */
+  only?: { b: number; h0: number; h1: number },
 ): { out: F64; lse: F64 } {
   const { B, T, Hq, Hkv, D } = s;
   const G = Hq / Hkv;
@@ -258,8 +260,8 @@ export function attentionRef(
   const out = new Float64Array(B * T * Hq * D);
   const lse = new Float64Array(B * Hq * T);
   const scores = new Float64Array(T);
-  for (let b = 0; b < B; b++) {
-    for (let h = 0; h < Hq; h++) {
+  for (let b = only ? only.b : 0; b < (only ? only.b + 1 : B); b++) {
+    for (let h = only ? only.h0 : 0; h < (only ? only.h1 : Hq); h++) {
       const g = Math.floor(h / G);
       for (let i = 0; i < T; i++) {
         const qo = ((b * T + i) * Hq + h) * D;
@@ -373,6 +375,11 @@ export function adamwRef(p: F64, g: ArrayLike<number>, m: F64, v: F64, hp: AdamW
     const denom = Math.sqrt(v[i]) / bc2Sqrt + eps;
     p[i] -= stepSize * (m[i] / denom);
   }
+}
+
+/** Several AdamW steps, grads[k] at step firstStep + k (in place). */
+export function adamwStepsRef(p: F64, grads: readonly ArrayLike<number>[], m: F64, v: F64, hp: Omit<AdamWRef, 'step'>, firstStep = 1): void {
+  grads.forEach((g, k) => adamwRef(p, g, m, v, { ...hp, step: firstStep + k }));
 }
 
 export function globalNormRef(grads: readonly ArrayLike<number>[]): number {
