@@ -29,7 +29,8 @@ class Pool {
     stop_workers();
     size_ = n;
     stopping_ = false;
-    for (int t = 1; t < n; ++t) workers_.emplace_back([this, t] { worker_loop(t); });
+    const uint64_t gen = generation_;  // new workers must not treat the last region as new
+    for (int t = 1; t < n; ++t) workers_.emplace_back([this, t, gen] { worker_loop(t, gen); });
   }
 
   void run(int64_t n_tasks, TaskFn fn, void* ctx) {
@@ -70,8 +71,7 @@ class Pool {
     }
   }
 
-  void worker_loop(int thread) {
-    uint64_t seen = 0;
+  void worker_loop(int thread, uint64_t seen) {
     t_inside_region = true;
     for (;;) {
       // Spin briefly (kernels issue regions back to back), then sleep.
