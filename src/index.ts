@@ -3,3 +3,5 @@
 // they land.
 export * from '../bindings/index.js';
 export { fitLoraDemo, type DemoOptions, type DemoResult } from './demo/lora-fit.js';
+export * from './data/index.js';
+export { runDataCommand, DATA_USAGE } from './cli/data.js';

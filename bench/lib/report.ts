@@ -3,7 +3,7 @@
 // where ratio > 1 means we are better (ours/peer for rates, peer/ours for times).
 import { spawnSync } from 'node:child_process';
 
-export type Unit = 'GFLOP/s' | 'GB/s' | 'ms' | 'tokens/s' | 'steps/s' | 'MB' | 's';
+export type Unit = 'GFLOP/s' | 'GB/s' | 'ms' | 'tokens/s' | 'records/s' | 'steps/s' | 'MB' | 's';
 
 export interface BenchRow {
   case: string;
@@ -18,6 +18,7 @@ const HIGHER_IS_BETTER: Record<Unit, boolean> = {
   'GFLOP/s': true,
   'GB/s': true,
   'tokens/s': true,
+  'records/s': true,
   'steps/s': true,
   ms: false,
   s: false,

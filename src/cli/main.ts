@@ -1,15 +1,18 @@
 #!/usr/bin/env node
 // starweave-ft: the command line. Thin: every command calls the library.
 import { fitLoraDemo, nativeInfo, NativeLoadError } from '../index.js';
+import { runDataCommand } from './data.js';
 
 const USAGE = `starweave-ft <command>
 
 commands:
+  data <build|validate|list|show|diff|curate|generate> ...
+                    the dataset pipeline (starweave-ft data --help)
   info              the native core: ISA in use, threads, CUDA devices, build hash
   demo [--steps N]  fit a LoRA adapter on one bf16 linear layer with the native core (loss falls)
   help              this text
 
-The data pipeline, training runs, evaluation and export commands arrive with the next issues.`;
+Training runs, evaluation and export commands arrive with the next issues.`;
 
 function flag(args: string[], name: string, fallback: number): number {
   const i = args.indexOf(name);
@@ -22,6 +25,8 @@ function flag(args: string[], name: string, fallback: number): number {
 async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
   switch (cmd) {
+    case 'data':
+      return runDataCommand(rest);
     case 'info': {
       console.log(JSON.stringify(nativeInfo(), null, 2));
       return 0;
