@@ -42,15 +42,16 @@ void* thread_scratch(int slot, size_t bytes) {
   return b.ptr;
 }
 
-// ---- portable kernel: a 4x16 tile in plain loops. The compiler vectorizes the j loops for whatever
-// the baseline target offers (SSE2 on x86-64, NEON on arm64); 64 accumulators fit the 16/32 vector
-// registers of those targets. Correctness first: same driver and packing as the vector builds.
+// ---- portable kernel: a 4x8 tile in plain loops. The compiler vectorizes the j loop for whatever the
+// baseline target offers (SSE2 on x86-64, NEON on arm64): 32 accumulators = 8 vector registers plus
+// B and the broadcast, which fits the 16 registers of SSE2 (a 4x16 tile spills there and runs at a
+// third of the speed). Correctness first: same driver and packing as the vector builds.
 
 namespace {
 
 struct ScalarKernel {
   using Word = float;
-  static constexpr int MR = 4, NR = 16, KSTEP = 1;
+  static constexpr int MR = 4, NR = 8, KSTEP = 1;
   static constexpr int64_t MC = 128, KC = 256, NC = 2048;
 
   static void pack_a(const Problem& p, int64_t i0, int64_t mc, int64_t k0, int64_t kc, float* dst) {
@@ -87,18 +88,25 @@ struct ScalarKernel {
 }  // namespace
 
 Variant variant_scalar() {
-  return {&goto_block<ScalarKernel>, ScalarKernel::MR, ScalarKernel::NR, "scalar 4x16"};
+  return {&goto_block<ScalarKernel>, ScalarKernel::MR, ScalarKernel::NR, "scalar 4x8"};
 }
 
 // ---- dispatch and threading
 
 namespace {
 
-Variant pick_variant(bool b_bf16) {
+Variant pick_variant(const Problem& p) {
+  (void)p;  // only the AVX-512 build looks at the shape
   switch (active_isa()) {
 #if defined(SW_HAVE_AVX512_BUILD)
     case Isa::Avx512:
-      return b_bf16 && use_avx512_bf16() ? variant_avx512_dpbf16() : variant_avx512_f32();
+      // N <= 16: a 16-wide tile wastes nothing, and A is read in place (each A element feeds only
+      // 16 multiply-adds, so converting it to bf16 for vdpbf16ps would cost more than it saves).
+      // A few rows against a transposed weight (token-by-token generation): dot products of
+      // contiguous rows, nothing packed.
+      if (p.M <= 4 && !p.trans_a && p.trans_b) return variant_avx512_dot(p.b_bf16);
+      if (p.N <= 16) return variant_avx512_f32_narrow();
+      return p.b_bf16 && use_avx512_bf16() ? variant_avx512_dpbf16() : variant_avx512_f32();
 #endif
 #if defined(SW_HAVE_AVX2_BUILD)
     case Isa::Avx2:
@@ -132,8 +140,10 @@ struct Grid {
 // B once). Small problems use fewer threads: a thread must get enough work to pay for waking it.
 Grid choose_grid(const Problem& p, const Variant& v, int nt) {
   const double work = double(p.M) * double(p.N) * double(p.K);
-  if (work < 256.0 * 1024) nt = 1;  // ~0.3 ms on one core, less than a wake-up round trip costs
-  nt = static_cast<int>(std::min<double>(nt, std::max(1.0, work / (128.0 * 1024))));
+  // Measured here (pool threads spinning between back-to-back calls): two threads beat one from about
+  // 64k multiply-adds (40^3, ~1 us of work) on; below that the hand-off costs what it saves.
+  nt = static_cast<int>(std::min<double>(nt, std::max(1.0, work / (32.0 * 1024))));
+  if (work < 64.0 * 1024) nt = 1;
   Grid best;
   double best_cost = 1e300;
   for (int tm = 1; tm <= nt; ++tm) {
@@ -158,7 +168,7 @@ void run(const Problem& p) {
     scale_c(p);
     return;
   }
-  const Variant v = pick_variant(p.b_bf16);
+  const Variant v = pick_variant(p);
   const Grid g = choose_grid(p, v, num_threads());
   if (g.tm * g.tn == 1) {
     v.block(p, 0, p.M, 0, p.N);

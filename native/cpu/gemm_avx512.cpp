@@ -10,29 +10,31 @@
 
 // GCC 12's own AVX-512 shuffle intrinsics trip -Wmaybe-uninitialized (their undefined pass-through
 // operand); nothing here reads an uninitialized value.
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 
 #ifndef SW_GEMM512_MR
-#define SW_GEMM512_MR 12
+#define SW_GEMM512_MR 8
 #endif
 #ifndef SW_GEMM512_NV
-#define SW_GEMM512_NV 2
+#define SW_GEMM512_NV 3
+#endif
+#ifndef SW_GEMM512_NARROW_MR
+#define SW_GEMM512_NARROW_MR 8
 #endif
 #ifndef SW_GEMM512_MC
-#define SW_GEMM512_MC 144
+#define SW_GEMM512_MC 128
 #endif
 #ifndef SW_GEMM512_KC
-#define SW_GEMM512_KC 384
+#define SW_GEMM512_KC 512
 #endif
 #ifndef SW_GEMM512_NC
-#define SW_GEMM512_NC 2048
+#define SW_GEMM512_NC 1536
 #endif
 
 namespace sw::cpu::gemm {
 namespace {
-
-constexpr int kMR = SW_GEMM512_MR;  // rows of the register tile (broadcasts of A)
-constexpr int kNV = SW_GEMM512_NV;  // zmm vectors across the tile (NR = 16 * kNV columns of B)
 
 // Column mask of vector v for a tile n columns wide.
 inline __mmask16 col_mask(int n, int v) {
@@ -149,6 +151,77 @@ void pack_a_avx512(const Problem& p, int64_t i0, int64_t mc, int64_t k0, int64_t
   }
 }
 
+// ---- Packing of B. Modes: F32 (f32 B -> f32 words), WIDEN (bf16 B -> f32 words, exact),
+// PAIRS (bf16 B -> (k even, k odd) pair words for vdpbf16ps; an odd kc ends with a zero odd half).
+enum class BMode { F32, WIDEN, PAIRS };
+
+// 16 bf16 -> 16 f32 (exact: bf16 is the top half of an f32).
+inline __m512i widen16(__m256i h) { return _mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16); }
+
+// op(B)[k0:k0+kc, j0:j0+nc] -> panels of 16*NV columns (ks x NR words, 64-byte aligned rows);
+// columns past nc are zero. Plain B: each panel row is NV (masked) vector loads of one B row.
+// Transposed B (stored [N, K], e.g. the weight of y = x·Wᵀ): 16 B rows x 16 words are loaded along
+// k and transposed into 16 panel rows of 16 columns.
+template <int NV, BMode MODE>
+void pack_b_avx512(const Problem& p, int64_t k0, int64_t kc, int64_t j0, int64_t nc, void* dst_) {
+  constexpr int NR = 16 * NV;
+  uint32_t* dst = static_cast<uint32_t*>(dst_);
+  const float* Bf = static_cast<const float*>(p.B);
+  const uint16_t* Bh = static_cast<const uint16_t*>(p.B);
+  const int64_t ks = MODE == BMode::PAIRS ? ceil_div(kc, 2) : kc;
+  for (int64_t c = 0; c < nc; c += NR, dst += ks * NR) {
+    const int64_t nr = std::min<int64_t>(NR, nc - c);
+    if (!p.trans_b) {
+      for (int64_t s = 0; s < ks; ++s) {
+        for (int v = 0; v < NV; ++v) {
+          const __mmask16 mk = lanes(nr - 16 * v);
+          const int64_t col = j0 + c + 16 * v;
+          __m512i w;
+          if constexpr (MODE == BMode::F32) {
+            w = _mm512_castps_si512(_mm512_maskz_loadu_ps(mk, Bf + (k0 + s) * p.ldb + col));
+          } else if constexpr (MODE == BMode::WIDEN) {
+            w = widen16(_mm256_maskz_loadu_epi16(mk, Bh + (k0 + s) * p.ldb + col));
+          } else {
+            const uint16_t* even = Bh + (k0 + 2 * s) * p.ldb + col;
+            const __m512i e = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(mk, even));
+            const __m512i o = 2 * s + 1 < kc ? _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(mk, even + p.ldb))
+                                             : _mm512_setzero_si512();
+            w = _mm512_or_si512(e, _mm512_slli_epi32(o, 16));
+          }
+          _mm512_store_si512(dst + s * NR + 16 * v, w);
+        }
+      }
+    } else {
+      for (int v = 0; v < NV; ++v) {
+        const int64_t valid = nr - 16 * v;  // B rows (op(B) columns) present in this group of 16
+        for (int64_t s0 = 0; s0 < ks; s0 += 16) {
+          __m512i w[16];
+          for (int i = 0; i < 16; ++i) {
+            if (i >= valid) {
+              w[i] = _mm512_setzero_si512();
+              continue;
+            }
+            const int64_t row = (j0 + c + 16 * v + i) * p.ldb + k0;
+            if constexpr (MODE == BMode::F32) {
+              w[i] = _mm512_castps_si512(_mm512_maskz_loadu_ps(lanes(kc - s0), Bf + row + s0));
+            } else if constexpr (MODE == BMode::WIDEN) {
+              w[i] = widen16(_mm256_maskz_loadu_epi16(lanes(kc - s0), Bh + row + s0));
+            } else {
+              // 32 bf16 = 16 pairs in memory order; the mask zeroes k >= kc (the odd tail's partner).
+              const int64_t left = kc - 2 * s0;
+              const __mmask32 mk = left >= 32 ? __mmask32(0xffffffffu) : __mmask32((1u << left) - 1);
+              w[i] = _mm512_maskz_loadu_epi16(mk, Bh + row + 2 * s0);
+            }
+          }
+          transpose16(w);
+          const int64_t nq = std::min<int64_t>(16, ks - s0);
+          for (int q = 0; q < nq; ++q) _mm512_store_si512(dst + (s0 + q) * NR + 16 * v, w[q]);
+        }
+      }
+    }
+  }
+}
+
 // The register tile: MR x (16*NV) accumulators, one k-step at a time.
 //   BF16 = false: words are f32, one FMA per (row, vector) per k.
 //   BF16 = true : words are bf16 (k, k+1) pairs, one vdpbf16ps per (row, vector) per k pair.
@@ -192,53 +265,121 @@ inline void micro(int64_t ks, const void* a_, int64_t as, const void* b_, int64_
   store_tile<MR, NV>(acc, c, ldc, alpha, beta, m, n);
 }
 
+// f32 kernel traits: an MR x 16*NV tile; blocking MC x KC (A block, L2) and NC (B block).
+template <int MR_, int NV, int64_t MC_, int64_t KC_, int64_t NC_>
 struct F32Kernel {
   using Word = float;
-  static constexpr int MR = kMR, NR = 16 * kNV, KSTEP = 1;
-  static constexpr int64_t MC = SW_GEMM512_MC, KC = SW_GEMM512_KC, NC = SW_GEMM512_NC;
+  static constexpr int MR = MR_, NR = 16 * NV, KSTEP = 1;
+  static constexpr int64_t MC = MC_, KC = KC_, NC = NC_;
+  static constexpr bool DIRECT = true;
   static void pack_a(const Problem& p, int64_t i0, int64_t mc, int64_t k0, int64_t kc, float* dst) {
     pack_a_avx512<MR, false>(p, i0, mc, k0, kc, dst);
   }
   static void pack_b(const Problem& p, int64_t k0, int64_t kc, int64_t j0, int64_t nc, float* dst) {
     if (p.b_bf16)
-      pack_b_f32<NR, uint16_t>(p, k0, kc, j0, nc, dst);
+      pack_b_avx512<NV, BMode::WIDEN>(p, k0, kc, j0, nc, dst);
     else
-      pack_b_f32<NR, float>(p, k0, kc, j0, nc, dst);
+      pack_b_avx512<NV, BMode::F32>(p, k0, kc, j0, nc, dst);
   }
-  static constexpr bool DIRECT = true;
   template <bool AROW>
   static void micro(int64_t ks, const float* a, int64_t as, const float* b, int64_t bs, float* c, int64_t ldc,
                     float alpha, float beta, int m, int n) {
-    gemm::micro<MR, kNV, false, AROW>(ks, a, as, b, bs, c, ldc, alpha, beta, m, n);
+    gemm::micro<MR, NV, false, AROW>(ks, a, as, b, bs, c, ldc, alpha, beta, m, n);
   }
 };
 
+// bf16-pair kernel traits (vdpbf16ps); KC counts k values (KC/2 k-steps).
+template <int MR_, int NV, int64_t MC_, int64_t KC_, int64_t NC_>
 struct Bf16Kernel {
   using Word = uint32_t;
-  static constexpr int MR = kMR, NR = 16 * kNV, KSTEP = 2;
-  static constexpr int64_t MC = SW_GEMM512_MC, KC = 2 * SW_GEMM512_KC, NC = SW_GEMM512_NC;
+  static constexpr int MR = MR_, NR = 16 * NV, KSTEP = 2;
+  static constexpr int64_t MC = MC_, KC = KC_, NC = NC_;
+  static constexpr bool DIRECT = false;  // A must be converted to bf16 pairs: always packed
   static void pack_a(const Problem& p, int64_t i0, int64_t mc, int64_t k0, int64_t kc, uint32_t* dst) {
     pack_a_avx512<MR, true>(p, i0, mc, k0, kc, dst);
   }
   static void pack_b(const Problem& p, int64_t k0, int64_t kc, int64_t j0, int64_t nc, uint32_t* dst) {
-    pack_b_bf16pairs<NR>(p, k0, kc, j0, nc, dst);
+    pack_b_avx512<NV, BMode::PAIRS>(p, k0, kc, j0, nc, dst);
   }
-  static constexpr bool DIRECT = false;  // A must be converted to bf16 pairs: always packed
   template <bool AROW>
   static void micro(int64_t ks, const uint32_t* a, int64_t as, const uint32_t* b, int64_t bs, float* c, int64_t ldc,
                     float alpha, float beta, int m, int n) {
-    gemm::micro<MR, kNV, true, AROW>(ks, a, as, b, bs, c, ldc, alpha, beta, m, n);
+    gemm::micro<MR, NV, true, AROW>(ks, a, as, b, bs, c, ldc, alpha, beta, m, n);
   }
 };
 
+using MainF32 = F32Kernel<SW_GEMM512_MR, SW_GEMM512_NV, SW_GEMM512_MC, SW_GEMM512_KC, SW_GEMM512_NC>;
+using MainBf16 = Bf16Kernel<SW_GEMM512_MR, SW_GEMM512_NV, SW_GEMM512_MC, 2 * SW_GEMM512_KC, SW_GEMM512_NC>;
+using NarrowF32 = F32Kernel<SW_GEMM512_NARROW_MR, 1, 16 * SW_GEMM512_NARROW_MR, SW_GEMM512_KC, 16>;
+
+// ---- Few rows of C with a transposed B (generation: y = x·Wᵀ for one token). Every C element is a
+// dot product of two contiguous rows, A[i, :] and B[n, :]; packing B (a transpose of the whole weight
+// for a single use) would cost more than the product, so nothing is packed.
+
+// 16 B elements from k on (masked: only k < K), as f32.
+template <bool BF16>
+inline __m512 load_b16(const void* row, int64_t k, __mmask16 mk) {
+  if constexpr (BF16)
+    return _mm512_castsi512_ps(widen16(_mm256_maskz_loadu_epi16(mk, static_cast<const uint16_t*>(row) + k)));
+  else
+    return _mm512_maskz_loadu_ps(mk, static_cast<const float*>(row) + k);
+}
+
+// C[i0:i0+MROWS, n0:n1]: MROWS (<= 4) rows of A against 4 rows of B at a time (16 accumulators).
+template <int MROWS, bool BF16>
+void dot_rows(const Problem& p, int64_t i0, int64_t n0, int64_t n1) {
+  const size_t esz = BF16 ? 2 : 4;
+  const char* Bbase = static_cast<const char*>(p.B);
+  const float* arow[MROWS];
+  for (int i = 0; i < MROWS; ++i) arow[i] = p.A + (i0 + i) * p.lda;
+  for (int64_t n = n0; n < n1; n += 4) {
+    const int nb = static_cast<int>(std::min<int64_t>(4, n1 - n));
+    const void* brow[4];
+    for (int j = 0; j < 4; ++j) brow[j] = Bbase + (n + std::min(j, nb - 1)) * p.ldb * esz;  // clamp: no overread
+    __m512 acc[MROWS][4];
+    for (int i = 0; i < MROWS; ++i)
+      for (int j = 0; j < 4; ++j) acc[i][j] = _mm512_setzero_ps();
+    for (int64_t k = 0; k < p.K; k += 16) {
+      const __mmask16 mk = lanes(p.K - k);
+      __m512 bv[4];
+      for (int j = 0; j < 4; ++j) bv[j] = load_b16<BF16>(brow[j], k, mk);
+      for (int i = 0; i < MROWS; ++i) {
+        const __m512 av = _mm512_maskz_loadu_ps(mk, arow[i] + k);
+        for (int j = 0; j < 4; ++j) acc[i][j] = _mm512_fmadd_ps(av, bv[j], acc[i][j]);
+      }
+    }
+    for (int i = 0; i < MROWS; ++i) {
+      float* c = p.C + (i0 + i) * p.ldc + n;
+      for (int j = 0; j < nb; ++j) {
+        const float d = p.alpha * _mm512_reduce_add_ps(acc[i][j]);
+        c[j] = p.beta == 0.f ? d : d + p.beta * c[j];
+      }
+    }
+  }
+}
+
+template <bool BF16>
+void dot_block(const Problem& p, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
+  for (int64_t i = m0; i < m1;) {
+    switch (std::min<int64_t>(4, m1 - i)) {
+      case 4: dot_rows<4, BF16>(p, i, n0, n1), i += 4; break;
+      case 3: dot_rows<3, BF16>(p, i, n0, n1), i += 3; break;
+      case 2: dot_rows<2, BF16>(p, i, n0, n1), i += 2; break;
+      default: dot_rows<1, BF16>(p, i, n0, n1), i += 1; break;
+    }
+  }
+}
+
 }  // namespace
 
-Variant variant_avx512_f32() {
-  return {&goto_block<F32Kernel>, F32Kernel::MR, F32Kernel::NR, "avx512 f32"};
+Variant variant_avx512_f32() { return {&goto_block<MainF32>, MainF32::MR, MainF32::NR, "avx512 f32"}; }
+Variant variant_avx512_f32_narrow() {
+  return {&goto_block<NarrowF32>, NarrowF32::MR, NarrowF32::NR, "avx512 f32 narrow"};
 }
-Variant variant_avx512_dpbf16() {
-  return {&goto_block<Bf16Kernel>, Bf16Kernel::MR, Bf16Kernel::NR, "avx512 dpbf16"};
+Variant variant_avx512_dot(bool b_bf16) {
+  return {b_bf16 ? &dot_block<true> : &dot_block<false>, 1, 4, "avx512 dot"};
 }
+Variant variant_avx512_dpbf16() { return {&goto_block<MainBf16>, MainBf16::MR, MainBf16::NR, "avx512 dpbf16"}; }
 
 }  // namespace sw::cpu::gemm
 #endif  // SW_HAVE_AVX512_BUILD

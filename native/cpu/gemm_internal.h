@@ -62,7 +62,9 @@ Variant variant_avx2();
 #endif
 #if defined(SW_HAVE_AVX512_BUILD)
 Variant variant_avx512_f32();
+Variant variant_avx512_f32_narrow();  // N <= 16 (LoRA rank): a 16-column tile, A read in place
 Variant variant_avx512_dpbf16();
+Variant variant_avx512_dot(bool b_bf16);  // M <= 4, plain A, transposed B: row-by-row dot products
 #endif
 
 // Per-thread packing scratch, 64-byte aligned, grown on demand and kept for the thread's lifetime
@@ -229,12 +231,16 @@ template <class KT>
 void goto_block(const Problem& p, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
   using Word = typename KT::Word;
   constexpr int MR = KT::MR, NR = KT::NR, KSTEP = KT::KSTEP;
+  // Packing rounds blocks up to whole panels: the scratch sizes below rely on these.
+  static_assert(KT::MC % MR == 0 && KT::NC % NR == 0 && KT::KC % KSTEP == 0, "blocks must be whole panels");
   const int64_t M = m1 - m0, N = n1 - n0;
   if (M <= 0 || N <= 0) return;
   // Smaller problems get smaller blocks, so the scratch and the packing stay proportional.
   const int64_t MC = std::min<int64_t>(KT::MC, round_up(M, MR));
   const int64_t NC = std::min<int64_t>(KT::NC, round_up(N, NR));
-  const int64_t KC = std::min<int64_t>(KT::KC, round_up(p.K, KSTEP));
+  // K blocks of equal size (K = 576 with KC = 512 runs 288 + 288, not 512 + 64: a thin last block
+  // pays the C tile load/store of a full one for little work).
+  const int64_t KC = round_up(ceil_div(p.K, ceil_div(p.K, KT::KC)), KSTEP);
   Word* abuf = static_cast<Word*>(thread_scratch(0, sizeof(Word) * MC * (KC / KSTEP)));
   Word* bbuf = static_cast<Word*>(thread_scratch(1, sizeof(Word) * NC * (KC / KSTEP)));
   const bool direct_a = KT::DIRECT && N <= 2 * NR;

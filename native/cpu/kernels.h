@@ -54,6 +54,16 @@ struct Kernels {
   void (*dropout)(const float* x, float* out, int64_t n, float p, uint64_t seed);
   // out[i] += x[i] * keep_i / (1 - p)
   void (*dropout_accumulate)(const float* x, float* out, int64_t n, float p, uint64_t seed);
+  // y[i, :] += b for each of the N rows of y [N, C] (a linear layer's bias)
+  void (*bias_add)(const float* b, float* y, int64_t N, int64_t C);
+  // db[:] += sum over the N rows of dy [N, C]
+  void (*bias_grad)(const float* dy, float* db, int64_t N, int64_t C);
+  // Attention of new queries against a KV cache (inference). q, out: [B, Tq, Hq, D]; k_cache, v_cache:
+  // [S, L, Hkv, D] (S slots of L positions). Row b reads slot slots[b] (b when slots is null); its query i
+  // sits at position start[b] + i and sees the cached positions [0, start[b] + i].
+  void (*attention_cached)(const float* q, const float* k_cache, const float* v_cache, const int32_t* slots,
+                           const int32_t* start, float* out, int64_t B, int64_t Tq, int64_t Hq, int64_t Hkv,
+                           int64_t D, int64_t L, float scale);
 };
 
 const Kernels& kernels();  // the active ISA's table

@@ -290,4 +290,64 @@ void dropout_backward(const Tensor& dy, float p, uint64_t seed, Tensor& dx) {
   kernels().dropout(dy.data<float>(), dx.data<float>(), dy.numel(), p, seed);
 }
 
+void bias_forward(const Tensor& b, Tensor& y) {
+  const char* op = "bias_forward";
+  f32_cpu(op, "y", y);
+  check::writable(op, "y", y);
+  check::ndim_at_least(op, "y", y, 1);
+  const int64_t C = check::last_dim(y);
+  f32_cpu(op, "b", b);
+  check::shape(op, "b", b, {C});
+  kernels().bias_add(b.data<float>(), y.data<float>(), check::rows(y), C);
+}
+
+void bias_backward(const Tensor& dy, Tensor& db) {
+  const char* op = "bias_backward";
+  f32_cpu(op, "dy", dy);
+  check::ndim_at_least(op, "dy", dy, 1);
+  const int64_t C = check::last_dim(dy);
+  check::output(op, "db", db, DType::F32, {C});
+  kernels().bias_grad(dy.data<float>(), db.data<float>(), check::rows(dy), C);
+}
+
+void attention_cached_forward(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, const Tensor* slots,
+                              const Tensor& start, float scale, Tensor& out) {
+  const char* op = "attention_cached_forward";
+  check_bthd(op, "q", q);
+  check_bthd(op, "k_cache", k_cache);
+  check_bthd(op, "v_cache", v_cache);
+  const int64_t B = q.dim(0), Tq = q.dim(1), Hq = q.dim(2), D = q.dim(3);
+  const int64_t S = k_cache.dim(0), L = k_cache.dim(1), Hkv = k_cache.dim(2);
+  if (Hq < 1 || D < 1 || Hkv < 1 || Hq % Hkv != 0)
+    throw op_error(op, "query heads must be a positive multiple of key/value heads: q " + q.describe() + ", k_cache " +
+                           k_cache.describe());
+  check::shape(op, "k_cache", k_cache, {S, L, Hkv, D});
+  check::shape(op, "v_cache", v_cache, {S, L, Hkv, D});
+  check::dtype(op, "start", start, {DType::I32});
+  check::cpu(op, "start", start);
+  check::shape(op, "start", start, {B});
+  if (slots) {
+    check::dtype(op, "slots", *slots, {DType::I32});
+    check::cpu(op, "slots", *slots);
+    check::shape(op, "slots", *slots, {B});
+  }
+  check::positive(op, "scale", scale);
+  check::output(op, "out", out, DType::F32, q.shape);
+  const int32_t* st = start.data<int32_t>();
+  const int32_t* sl = slots ? slots->data<int32_t>() : nullptr;
+  for (int64_t b = 0; b < B; ++b) {
+    const int64_t slot = sl ? sl[b] : b;
+    if (slot < 0 || slot >= S)
+      throw op_error(op, "slots[" + std::to_string(b) + "] = " + std::to_string(slot) + " is outside the cache's " +
+                             std::to_string(S) + " slots (k_cache " + k_cache.describe() + ")");
+    if (st[b] < 0 || st[b] + Tq > L)
+      throw op_error(op, "start[" + std::to_string(b) + "] = " + std::to_string(st[b]) + " with " + std::to_string(Tq) +
+                             " new positions does not fit the cache's " + std::to_string(L) + " positions (k_cache " +
+                             k_cache.describe() + ")");
+  }
+  if (B == 0 || Tq == 0) return;
+  kernels().attention_cached(q.data<float>(), k_cache.data<float>(), v_cache.data<float>(), sl, st, out.data<float>(),
+                             B, Tq, Hq, Hkv, D, L, scale);
+}
+
 }  // namespace sw::ops

@@ -54,4 +54,17 @@ void dropout_forward(const Tensor& x, float p, uint64_t seed, Tensor& out);
 // dx = dy * keep / (1 - p)  (the same mask)
 void dropout_backward(const Tensor& dy, float p, uint64_t seed, Tensor& dx);
 
+// y [..., N] += b [N] over every row (a linear layer's bias, Qwen2's q/k/v_proj); y is updated in place
+void bias_forward(const Tensor& b, Tensor& y);
+// db [N] += column sums of dy [..., N] (the gradient of a trainable bias)
+void bias_backward(const Tensor& dy, Tensor& db);
+
+// Attention of new queries against a KV cache, for generation (no backward).
+// q [B, Tq, Hq, D]; k_cache, v_cache [S, L, Hkv, D] (S sequence slots of L positions); slots i32 [B] or
+// null (row b uses slot b); start i32 [B]: query i of row b sits at position start[b] + i and sees the
+// cached positions [0, start[b] + i] of its slot (the caller has written keys/values up to there).
+// out [B, Tq, Hq, D].
+void attention_cached_forward(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, const Tensor* slots,
+                              const Tensor& start, float scale, Tensor& out);
+
 }  // namespace sw::ops
