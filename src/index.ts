@@ -5,3 +5,21 @@ export * from '../bindings/index.js';
 export { fitLoraDemo, type DemoOptions, type DemoResult } from './demo/lora-fit.js';
 export * from './data/index.js';
 export { runDataCommand, DATA_USAGE } from './cli/data.js';
+export { loadModelFiles, type ModelFiles, type LoadModelOptions, type GenerationConfig } from './model/files.js';
+export {
+  loadModelConfig, normalizeModelConfig, toHfConfig, maxSequenceLength, checkSequenceLength, SUPPORTED_ARCHITECTURES,
+  SUPPORTED_ROPE_TYPES, RawModelConfig, type ModelConfig, type RopeScaling, type Architecture, type WeightDType,
+} from './model/config.js';
+export {
+  SafetensorsFile, SafetensorsCheckpoint, readSafetensorsHeader, writeSafetensors, writeSafetensorsSync,
+  writeSafetensorsCheckpoint, MAX_HEADER_BYTES, SAFETENSORS_DTYPES, type SafetensorsDType, type SafetensorsEntry,
+  type SafetensorsHeader, type LoadTensorOptions, type RawTensor, type WritableTensor, type TensorSource,
+  type WriteOptions, type ShardOptions,
+} from './model/safetensors.js';
+export {
+  loadTokenizer, ModelTokenizer, ChatTemplateError, CHATML_TEMPLATE, type ChatMessage as TemplateChatMessage,
+  type LoadTokenizerOptions, type EncodeOptions, type DecodeOptions, type TemplateOptions,
+} from './model/tokenizer.js';
+export { generateTinyModel, TINY_PRESETS, tinyModelConfig, type TinyPreset, type TinyPresetName, type GeneratedModel, type GenerateOptions } from './model/tiny.js';
+export { expectedTensors, parameterCount, PROJECTIONS, type ExpectedTensor, type Projection } from './model/layout.js';
+export { ModelFileError } from './model/errors.js';
