@@ -100,11 +100,12 @@ Variant pick_variant(const Problem& p) {
   switch (active_isa()) {
 #if defined(SW_HAVE_AVX512_BUILD)
     case Isa::Avx512:
-      // N <= 16: a 16-wide tile wastes nothing, and A is read in place (each A element feeds only
-      // 16 multiply-adds, so converting it to bf16 for vdpbf16ps would cost more than it saves).
       // A few rows against a transposed weight (token-by-token generation): dot products of
       // contiguous rows, nothing packed.
       if (p.M <= 4 && !p.trans_a && p.trans_b) return variant_avx512_dot(p.b_bf16);
+      // N <= 16 (LoRA rank): a 16-wide tile wastes nothing, and A is read in place. Each A element
+      // feeds only N multiply-adds, so rounding A to bf16 for vdpbf16ps would cost more than it
+      // saves: a bf16 B takes the f32 path here too (widened while packing).
       if (p.N <= 16) return variant_avx512_f32_narrow();
       return p.b_bf16 && use_avx512_bf16() ? variant_avx512_dpbf16() : variant_avx512_f32();
 #endif
@@ -151,7 +152,7 @@ Grid choose_grid(const Problem& p, const Variant& v, int nt) {
       const int64_t rows = round_up(ceil_div(p.M, tm), v.mr), cols = round_up(ceil_div(p.N, tn), v.nr);
       if ((tm > 1 && rows * (tm - 1) >= p.M) || (tn > 1 && cols * (tn - 1) >= p.N)) continue;  // idle slices
       const double compute = double(rows) * double(cols) * double(p.K) / 16.0;  // ~16 MACs per cycle
-      const double packing = double(p.K) * (double(rows) * double(ceil_div(cols, 2048)) + double(cols));
+      const double packing = double(p.K) * (double(rows) * double(ceil_div(cols, 1536)) + double(cols));  // NC ~1536
       const double cost = compute + packing;
       if (cost < best_cost * 0.999) {  // prefer fewer threads on a tie
         best_cost = cost;

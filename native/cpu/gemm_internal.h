@@ -1,5 +1,6 @@
 // Internals of the CPU GEMM (cpu/gemm.h): the problem descriptor, the per-ISA entry points, and the
-// GotoBLAS-style blocked driver plus portable packing routines that every ISA build instantiates.
+// GotoBLAS-style blocked driver (plus portable f32 packing) that every ISA build instantiates with
+// its own micro-kernel and packers.
 //
 // Layout of the algorithm (one thread, one rectangle C[m0:m1, n0:n1], all of K):
 //
@@ -11,7 +12,9 @@
 //         for jr step NR, for ir step MR:      micro-kernel: MR x NR tile of C, registers only
 //
 // Packing absorbs both transposes (one micro-kernel serves all four cases) and zero-pads partial
-// panels, so the micro-kernel always runs a full MR x NR tile and only its store is masked.
+// panels, so the micro-kernel always runs a full MR x NR tile and only its store is masked. When a
+// panel would be used only once or twice (LoRA rank 16), f32 operands are read in place instead (see
+// goto_block). The dispatcher (gemm.cpp) cuts C into one rectangle per thread.
 //
 // A "k-step" is one rank-1 (f32) or rank-2 (bf16 pair, vdpbf16ps) update. Packed panels are made
 // of 32-bit words in both cases: an A panel is ksteps x MR words, a B panel ksteps x NR words, where a
@@ -76,27 +79,20 @@ namespace {  // internal linkage: see the ODR note above
 inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 inline int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
 
-// bf16 <-> f32, bit exact with core/half.h (round to nearest even, NaN kept quiet). Local copies so
-// that no inline function with external linkage gets compiled under ISA flags (see ODR note).
+// bf16 -> f32, as core/half.h; a local copy so that no inline function with external linkage gets
+// compiled under ISA flags (see the ODR note).
 inline float bf16_bits_to_f32(uint16_t h) {
   uint32_t u = static_cast<uint32_t>(h) << 16;
   float f;
   std::memcpy(&f, &u, 4);
   return f;
 }
-inline uint32_t f32_to_bf16_bits(float f) {
-  uint32_t u;
-  std::memcpy(&u, &f, 4);
-  if ((u & 0x7fffffffu) > 0x7f800000u) return (u >> 16) | 0x40u;
-  u += 0x7fffu + ((u >> 16) & 1u);
-  return u >> 16;
-}
 
 inline float load_as_f32(const float* p) { return *p; }
 inline float load_as_f32(const uint16_t* p) { return bf16_bits_to_f32(*p); }
 
-// ---- Portable packing. The ISA builds compile these with their own flags (auto-vectorized) and may
-// replace the hot cases with hand-written versions.
+// ---- Portable f32 packing (the portable and AVX2 kernels; each build compiles it with its own
+// flags). The AVX-512 build has its own packers, including the bf16 pair layout.
 
 // op(A)[i0:i0+mc, k0:k0+kc] -> ceil(mc/MR) panels of kc x MR floats; rows past mc are zero.
 template <int MR>
@@ -119,29 +115,6 @@ void pack_a_f32(const Problem& p, int64_t i0, int64_t mc, int64_t k0, int64_t kc
     if (mr < MR)
       for (int64_t k = 0; k < kc; ++k)
         for (int i = mr; i < MR; ++i) dst[k * MR + i] = 0.f;
-  }
-}
-
-// op(A) rounded to bf16, as (k even, k odd) pairs: ceil(mc/MR) panels of ceil(kc/2) x MR words.
-// An odd kc gets a zero odd half in its last pair; rows past mc are zero.
-template <int MR>
-void pack_a_bf16pairs(const Problem& p, int64_t i0, int64_t mc, int64_t k0, int64_t kc, uint32_t* dst) {
-  const int64_t ks = ceil_div(kc, 2);
-  auto a = [&](int64_t i, int64_t k) -> float {
-    return p.trans_a ? p.A[(k0 + k) * p.lda + i0 + i] : p.A[(i0 + i) * p.lda + k0 + k];
-  };
-  for (int64_t r = 0; r < mc; r += MR, dst += ks * MR) {
-    const int mr = static_cast<int>(std::min<int64_t>(MR, mc - r));
-    for (int64_t q = 0; q < ks; ++q) {
-      for (int i = 0; i < MR; ++i) {
-        uint32_t w = 0;
-        if (i < mr) {
-          w = f32_to_bf16_bits(a(r + i, 2 * q));
-          if (2 * q + 1 < kc) w |= f32_to_bf16_bits(a(r + i, 2 * q + 1)) << 16;
-        }
-        dst[q * MR + i] = w;
-      }
-    }
   }
 }
 
@@ -169,42 +142,6 @@ void pack_b_f32(const Problem& p, int64_t k0, int64_t kc, int64_t j0, int64_t nc
       if (nr < NR)
         for (int64_t k = 0; k < kc; ++k)
           for (int j = nr; j < NR; ++j) dst[k * NR + j] = 0.f;
-    }
-  }
-}
-
-// bf16 op(B) as (k even, k odd) pairs per column: ceil(nc/NR) panels of ceil(kc/2) x NR words.
-template <int NR>
-void pack_b_bf16pairs(const Problem& p, int64_t k0, int64_t kc, int64_t j0, int64_t nc, uint32_t* dst) {
-  const uint16_t* B = static_cast<const uint16_t*>(p.B);
-  const int64_t ks = ceil_div(kc, 2), kfull = kc / 2;
-  for (int64_t c = 0; c < nc; c += NR, dst += ks * NR) {
-    const int nr = static_cast<int>(std::min<int64_t>(NR, nc - c));
-    if (!p.trans_b) {
-      for (int64_t q = 0; q < ks; ++q) {
-        const uint16_t* r0 = B + (k0 + 2 * q) * p.ldb + j0 + c;
-        const uint16_t* r1 = r0 + p.ldb;
-        uint32_t* d = dst + q * NR;
-        if (q < kfull)
-          for (int j = 0; j < nr; ++j) d[j] = r0[j] | static_cast<uint32_t>(r1[j]) << 16;
-        else
-          for (int j = 0; j < nr; ++j) d[j] = r0[j];  // odd kc: the pair's odd half is zero
-        for (int j = nr; j < NR; ++j) d[j] = 0;
-      }
-    } else {
-      // B stored [N, K]: a pair is two adjacent bf16 of one row, i.e. one unaligned 32-bit word.
-      for (int j = 0; j < nr; ++j) {
-        const uint16_t* src = B + (j0 + c + j) * p.ldb + k0;
-        for (int64_t q = 0; q < kfull; ++q) {
-          uint32_t w;
-          std::memcpy(&w, src + 2 * q, 4);
-          dst[q * NR + j] = w;
-        }
-        if (ks > kfull) dst[kfull * NR + j] = src[2 * kfull];
-      }
-      if (nr < NR)
-        for (int64_t q = 0; q < ks; ++q)
-          for (int j = nr; j < NR; ++j) dst[q * NR + j] = 0;
     }
   }
 }
@@ -262,12 +199,14 @@ void goto_block(const Problem& p, int64_t m0, int64_t m1, int64_t n0, int64_t n1
         // jr outer: one B micro-panel stays hot in L1 while the A block (L2) streams past it.
         for (int64_t jr = 0; jr < nc; jr += NR) {
           const int n = static_cast<int>(std::min<int64_t>(NR, nc - jr));
-          const bool b_in_place = jr < nc_full;
-          const Word* bp = bbuf + ((jr - nc_full) / NR) * ks * NR;
-          int64_t bs = NR;
-          if (b_in_place) {
+          const Word* bp;
+          int64_t bs;
+          if (jr < nc_full) {  // in place (f32 only; Word is float then)
             bp = reinterpret_cast<const Word*>(B + pc * p.ldb + jc + jr);
             bs = p.ldb;
+          } else {
+            bp = bbuf + ((jr - nc_full) / NR) * ks * NR;
+            bs = NR;
           }
           float* c = p.C + ic * p.ldc + jc + jr;
           for (int64_t ir = 0; ir < mc; ir += MR, c += MR * p.ldc) {

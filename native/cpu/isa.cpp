@@ -21,8 +21,10 @@ Isa probe() {
 #endif
 #if defined(SW_X86) && defined(SW_HAVE_AVX2_BUILD)
   __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c"))
-    return Isa::Avx2;
+  unsigned a = 0, b = 0, c = 0, d = 0;
+  __asm__ volatile("cpuid" : "=a"(a), "=b"(b), "=c"(c), "=d"(d) : "a"(1), "c"(0));
+  const bool f16c = (c >> 29) & 1u;  // CPUID.1:ECX.F16C (clang's __builtin_cpu_supports lacks "f16c")
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && f16c) return Isa::Avx2;
 #endif
   return Isa::Scalar;
 }

@@ -4,9 +4,12 @@
 //                            f32 and bf16 B (dpbf16 and the widening fallback), all four transpose
 //                            cases, awkward sizes, padded leading dims, unaligned inputs, alpha/beta
 //                            (beta == 0 with NaN in C), 1/2/3 threads; against an fp64 reference.
+//                            Every matrix sits against an inaccessible page, so an out-of-bounds read
+//                            or write faults.
 //   gemm_selftest bench [reps] [M N K ta tb ...]
 //                            GFLOP/s (best of reps) of f32, bf16 with vdpbf16ps, bf16 widened, on the
-//                            LoRA-training shapes (or the given ones), active ISA, pool threads.
+//                            LoRA-training shapes (or the given ones), active ISA (STARWEAVE_ISA=avx2
+//                            to pick another), pool threads (STARWEAVE_NUM_THREADS).
 //
 // Build (x86, from the repo root; outputs outside the repo):
 //   g++ -O3 -std=c++17 -Inative -DSW_HAVE_AVX512_BUILD=1 -DSW_HAVE_AVX2_BUILD=1 -c native/cpu/gemm_avx512.cpp
@@ -25,6 +28,9 @@
 #include <random>
 #include <string>
 #include <vector>
+
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "core/half.h"
 #include "cpu/gemm.h"
@@ -50,6 +56,36 @@ float randf() { return std::uniform_real_distribution<float>(-1.f, 1.f)(rng); }
 
 int g_failures = 0, g_cases = 0;
 
+// Memory for one matrix with an inaccessible page right after its last element (or, guard_front,
+// right before its first): a kernel that reads or writes past the matrix faults instead of passing
+// silently. At the back the start is misaligned by whatever the size leaves (inputs may be mapped
+// weights at any address).
+class Guarded {
+ public:
+  Guarded(size_t bytes, bool guard_front) {
+    const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+    span_ = (bytes + page - 1) / page * page + 2 * page;
+    base_ = static_cast<char*>(mmap(nullptr, span_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+    if (base_ == MAP_FAILED) std::abort();
+    mprotect(base_, page, PROT_NONE);
+    mprotect(base_ + span_ - page, page, PROT_NONE);
+    data_ = guard_front ? base_ + page : base_ + span_ - page - bytes;
+  }
+  ~Guarded() { munmap(base_, span_); }
+  Guarded(const Guarded&) = delete;
+  Guarded& operator=(const Guarded&) = delete;
+  template <class T>
+  T* as() const { return reinterpret_cast<T*>(data_); }
+
+ private:
+  char* base_ = nullptr;
+  char* data_ = nullptr;
+  size_t span_ = 0;
+};
+
+// Elements a rows x cols matrix with leading dimension ld spans (the last row ends at cols).
+int64_t span(int64_t rows, int64_t cols, int64_t ld) { return rows == 0 || cols == 0 ? 0 : (rows - 1) * ld + cols; }
+
 // Runs one case; returns false (and prints) on a mismatch or a write outside C's m x n region.
 bool run_case(const Case& c) {
   ++g_cases;
@@ -57,20 +93,20 @@ bool run_case(const Case& c) {
   const int64_t arows = c.ta ? K : M, acols = c.ta ? M : K;
   const int64_t brows = c.tb ? N : K, bcols = c.tb ? K : N;
   const int64_t lda = acols + c.pad, ldb = bcols + c.pad, ldc = N + c.pad;
-  // +1 element and an offset of 1: the inputs are deliberately misaligned (4 or 2 bytes off).
-  std::vector<float> abuf(arows * lda + 2), bfbuf(brows * ldb + 2), cbuf(M * ldc + 2);
-  std::vector<uint16_t> bhbuf(brows * ldb + 2);
-  float* A = abuf.data() + 1;
-  float* Bf = bfbuf.data() + 1;
-  uint16_t* Bh = bhbuf.data() + 1;
-  float* C = cbuf.data() + 1;
-  for (auto& x : abuf) x = randf();
-  for (size_t i = 0; i < bfbuf.size(); ++i) {
-    bhbuf[i] = sw::f32_to_bf16(randf());
-    bfbuf[i] = c.bf16 ? sw::bf16_to_f32(bhbuf[i]) : randf();
+  const int64_t na = span(arows, acols, lda), nb = span(brows, bcols, ldb), nc = span(M, N, ldc);
+  const bool front = g_cases % 2 == 0;  // alternate which end of each matrix is guarded
+  Guarded ga(na * 4, front), gbf(nb * 4, front), gbh(nb * 2, front), gc(nc * 4, front);
+  float* A = ga.as<float>();
+  float* Bf = gbf.as<float>();  // the f32 B, or the bf16 B widened (the reference reads this one)
+  uint16_t* Bh = gbh.as<uint16_t>();
+  float* C = gc.as<float>();
+  for (int64_t i = 0; i < na; ++i) A[i] = randf();
+  for (int64_t i = 0; i < nb; ++i) {
+    Bh[i] = sw::f32_to_bf16(randf());
+    Bf[i] = c.bf16 ? sw::bf16_to_f32(Bh[i]) : randf();
   }
   const float sentinel = 12345.f;
-  for (auto& x : cbuf) x = sentinel;
+  for (int64_t i = 0; i < nc; ++i) C[i] = sentinel;
   std::vector<float> c0(M * N);
   for (int64_t i = 0; i < M; ++i)
     for (int64_t j = 0; j < N; ++j) {
@@ -117,18 +153,15 @@ bool run_case(const Case& c) {
       worst = std::max(worst, err / (tol + 1e-300));
     }
   }
-  // Nothing outside the m x n region of C may change (padding columns, guard elements).
-  if (ok) {
-    if (cbuf[0] != sentinel || cbuf.back() != sentinel) ok = false;
-    for (int64_t i = 0; i < M && ok; ++i)
-      for (int64_t j = N; j < ldc; ++j)
-        if (C[i * ldc + j] != sentinel) {
-          std::printf("  write outside C at (%lld,%lld)\n", (long long)i, (long long)j);
-          ok = false;
-          break;
-        }
-    if (!ok && cbuf[0] != sentinel) std::printf("  write before C\n");
-  }
+  // Nothing outside the m x n region of C may change (the padding between rows; past either end
+  // of C a write faults).
+  for (int64_t i = 0; N > 0 && i + 1 < M && ok; ++i)
+    for (int64_t j = N; j < ldc; ++j)
+      if (C[i * ldc + j] != sentinel) {
+        std::printf("  write outside C at (%lld,%lld)\n", (long long)i, (long long)j);
+        ok = false;
+        break;
+      }
   if (!ok) {
     ++g_failures;
     std::printf("FAIL isa=%s threads=%d M=%lld N=%lld K=%lld ta=%d tb=%d alpha=%g beta=%g pad=%d bf16=%d dp=%d\n",
@@ -145,8 +178,9 @@ void correctness() {
 
   // Shapes: tiny, around the tile sizes (scalar 4x8, AVX2 6x16, AVX-512 8x48 and 8x16), around the
   // cache blocks (AVX-512: MC 128, KC 512 f32 / 1024 bf16, NC 1536; AVX2/scalar: 96/128, 256, 2048),
-  // odd K (bf16 pairs), in-place A (N <= 2 tiles) and B (M <= 2 tiles), the LoRA r = 16 shapes.
-  std::vector<int64_t> small = {1, 2, 3, 7, 8, 12, 13, 16, 17, 31, 33};
+  // odd K (bf16 pairs), in-place A (N <= 2 tiles) and B (M <= 2 tiles), the dot path (M <= 4 with a
+  // transposed B), the LoRA r = 16 shapes.
+  std::vector<int64_t> small = {1, 2, 3, 4, 5, 7, 8, 12, 13, 16, 17, 31, 33};
   struct S { int64_t M, N, K; };
   std::vector<S> shapes;
   for (int64_t m : small)
@@ -176,7 +210,7 @@ void correctness() {
             const float betas[] = {0.f, 1.f, 0.25f};
             const float alpha = (si + t) % 5 == 4 ? 0.f : (si + t) % 2 ? -0.5f : 1.f;
             const float beta = betas[(si + 2 * t) % 3];
-            const int pad = (si + t) % 2 ? 3 : 0;
+            const int pad = (si + t) % 3 == 0 ? 0 : (si + t) % 3 == 1 ? 3 : 17;
             for (int bf = 0; bf < 2; ++bf) {
               if (dp == 1 && !bf) continue;  // the dpbf16 switch only affects bf16 B
               Case c{s.M, s.N, s.K, bool(t & 1), bool(t & 2), alpha, beta, pad, bool(bf), dp == 1 && bf};
@@ -230,10 +264,13 @@ void bench(int argc, char** argv) {
   for (int i = 3; i + 4 < argc; i += 5)
     shapes.push_back({std::atoll(argv[i]), std::atoll(argv[i + 1]), std::atoll(argv[i + 2]), argv[i + 3][0] == '1',
                       argv[i + 4][0] == '1'});
-  if (shapes.empty())
-    shapes = {{2048, 1536, 576, 0, 1}, {2048, 4864, 896, 0, 1}, {2048, 576, 576, 0, 1}, {2048, 896, 4864, 0, 1},
-              {2048, 576, 1536, 0, 0}, {896, 4864, 2048, 1, 0}, {2048, 16, 576, 0, 1},  {2048, 576, 16, 0, 0},
-              {16, 576, 2048, 1, 0}};
+  if (shapes.empty())  // LoRA training at 2048 tokens, SmolLM2-135M (576/1536) and Qwen2.5-0.5B (896/4864)
+    shapes = {{2048, 1536, 576, 0, 1},  {2048, 576, 1536, 0, 0},  {2048, 576, 576, 0, 1},  // y = x·Wᵀ, dx = dy·W
+              {2048, 4864, 896, 0, 1},  {2048, 896, 4864, 0, 1},  {2048, 4864, 896, 0, 0},
+              {896, 4864, 2048, 1, 0},  {1536, 576, 2048, 1, 0},                            // dW = dyᵀ·x
+              {2048, 16, 576, 0, 1},    {2048, 576, 16, 0, 1},    {576, 16, 2048, 1, 0},    // LoRA r = 16
+              {2048, 16, 576, 0, 0},    {16, 576, 2048, 1, 0},    {2048, 576, 16, 0, 0},
+              {1, 576, 576, 0, 1}};                                                        // one token
   std::printf("isa=%s threads=%d, GFLOP/s best of %d\n", sw::cpu::isa_name(sw::cpu::active_isa()),
               sw::cpu::num_threads(), reps);
   std::printf("%-22s %9s %9s %9s\n", "M x N x K (ta,tb)", "f32", "bf16-dp", "bf16-wide");

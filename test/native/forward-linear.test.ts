@@ -11,7 +11,7 @@
 //   bf16 weights, AVX512-BF16 dot on: activations are also rounded to bf16 (RNE) → tight against the
 //              reference on the rounded activations, and 1e-2 relative to Σ|a||b| against the plain one
 import { Tensor, ops, setBf16Dot, nativeInfo } from '../../bindings/index.js';
-import { expectClose, uniform, roundBf16Array, prod } from '../helpers/numeric.js';
+import { expectClose, expectCloseToEither, uniform, roundBf16Array, prod } from '../helpers/numeric.js';
 import { matmulRef, matmulAbsRef, linearRef, linearAbsRef, loraRef, loraAbsRef, dropoutFactors } from '../helpers/reference.js';
 import type { MatmulArgs } from '../helpers/reference.js';
 import { f32, bf16, read, nanTensor, bf16DotActive, restoreDefaults } from '../helpers/tensors.js';
@@ -153,7 +153,7 @@ describe.each([true, false])('matmul with bf16 B, setBf16Dot(%s)', (dot) => {
       if (bf16DotActive()) {
         // vdpbf16ps: A rounded to bf16, products exact, f32 accumulation
         const rounded = { ...plain, a: roundBf16Array(a) };
-        expectClose(`bf16-dot matmul ${M}x${N}x${K} tb=${tb} vs A rounded to bf16`, got, matmulRef(rounded), {
+        expectCloseToEither(`bf16-dot matmul ${M}x${N}x${K} tb=${tb}`, got, [['A rounded to bf16', matmulRef(rounded)], ['exact A', matmulRef(plain)]], {
           rtol: tolF32(K),
           scale,
           shape: [M, N],
@@ -213,8 +213,9 @@ describe('linearForward', () => {
         const y = nanTensor([...lead, N]);
         ops.linearForward(f32(x, [...lead, K]), wt, y);
         const scale = linearAbsRef(x, wv, M, K, N);
-        const xr = bf16DotActive() ? roundBf16Array(x) : x;
-        expectClose(`linear bf16 ${M}x${K}->${N} dot=${bf16DotActive()}`, read(y), linearRef(xr, wv, M, K, N), {
+        const refs: [string, ArrayLike<number>][] = [['exact x', linearRef(x, wv, M, K, N)]];
+        if (bf16DotActive()) refs.unshift(['x rounded to bf16', linearRef(roundBf16Array(x), wv, M, K, N)]);
+        expectCloseToEither(`linear bf16 ${M}x${K}->${N} dot=${bf16DotActive()}`, read(y), refs, {
           rtol: tolF32(K),
           scale,
           shape: [M, N],
@@ -278,12 +279,12 @@ describe('loraLinearForward', () => {
         const s = 0.5;
         const o = run(M, K, N, r, p, 'bf16', s);
         // the frozen part x·Wᵀ goes through the bf16 GEMM, the LoRA part is f32
-        const xr = bf16DotActive() ? roundBf16Array(o.x) : o.x;
         const lora = loraRef({ x: o.x, w: new Float64Array(N * K), a: o.a, b: o.b, M, K, N, r, scale: s, factors: o.factors });
-        const base = linearRef(xr, o.w, M, K, N);
-        const want = base.map((v, i) => v + lora.y[i]);
+        const withBase = (xs: ArrayLike<number>) => linearRef(xs, o.w, M, K, N).map((v, i) => v + lora.y[i]);
+        const refs: [string, ArrayLike<number>][] = [['exact x', withBase(o.x)]];
+        if (bf16DotActive()) refs.unshift(['x rounded to bf16', withBase(roundBf16Array(o.x))]);
         const scale = loraAbsRef({ x: o.x, w: o.w, a: o.a, b: o.b, M, K, N, r, scale: s, factors: o.factors });
-        expectClose(`lora bf16 y (dot ${bf16DotActive()})`, o.y, want, { rtol: tolF32(K + r), scale, shape: [M, N] });
+        expectCloseToEither(`lora bf16 y (dot ${bf16DotActive()})`, o.y, refs, { rtol: tolF32(K + r), scale, shape: [M, N] });
         expectClose('lora bf16 u', o.u, lora.u, { rtol: tolF32(K), scale: linearAbsRef(o.xd, o.a, M, K, r), shape: [M, r] });
       } finally {
         setBf16Dot(true);
