@@ -23,3 +23,7 @@ export {
 export { generateTinyModel, TINY_PRESETS, tinyModelConfig, type TinyPreset, type TinyPresetName, type GeneratedModel, type GenerateOptions } from './model/tiny.js';
 export { expectedTensors, parameterCount, PROJECTIONS, type ExpectedTensor, type Projection } from './model/layout.js';
 export { ModelFileError } from './model/errors.js';
+export {
+  PortServer, PORT_DEFAULTS, METHODS as PORT_METHODS, PROTOCOL_VERSION, runPortCommand, PORT_USAGE, PortError, Workspace,
+  type ServerOptions as PortServerOptions, type ErrorPayload as PortErrorPayload, type ErrorCode as PortErrorCode,
+} from './port/index.js';

@@ -2,12 +2,15 @@
 // starweave-ft: the command line. Thin: every command calls the library.
 import { fitLoraDemo, nativeInfo, NativeLoadError } from '../index.js';
 import { runDataCommand } from './data.js';
+import { runPortCommand } from '../port/cli.js';
 
 const USAGE = `starweave-ft <command>
 
 commands:
   data <build|validate|list|show|diff|curate|generate> ...
                     the dataset pipeline (starweave-ft data --help)
+  port [--workspace DIR]
+                    the Erlang-port sidecar (frames on fds 3/4; the Elixir client starts it)
   info              the native core: ISA in use, threads, CUDA devices, build hash
   demo [--steps N]  fit a LoRA adapter on one bf16 linear layer with the native core (loss falls)
   help              this text
@@ -27,6 +30,8 @@ async function main(argv: string[]): Promise<number> {
   switch (cmd) {
     case 'data':
       return runDataCommand(rest);
+    case 'port':
+      return runPortCommand(rest);
     case 'info': {
       console.log(JSON.stringify(nativeInfo(), null, 2));
       return 0;

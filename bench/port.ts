@@ -1,0 +1,69 @@
+// bench:port: from Elixir through the real port, ping latency (p50, p99) and 1 MiB bin throughput, side
+// by side in one run with a raw {packet,4} echo (the transport's limit: no decoding, no dispatch) and a
+// JSON-lines stdio bridge to Node with base64 payloads (the common Elixir-Node bridge).
+// Targets (issue 6): ping p50 within 1.5x of the raw echo's; 1 MiB throughput >= 0.7x the raw echo's
+// and >= 8x the JSON bridge's.
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { packageRoot } from '../bindings/native.js';
+import { print, row, type BenchRow } from './lib/report.js';
+
+const json = process.argv.includes('--json');
+const quick = process.argv.includes('--quick');
+const root = packageRoot();
+const env = { ...process.env, HOME: process.env.HOME ?? '/root', LANG: process.env.LANG ?? 'C.UTF-8' };
+const portDir = join(root, 'erlang_port');
+
+const compile = spawnSync('mix', ['compile'], { cwd: portDir, env, encoding: 'utf8' });
+if (compile.status !== 0) {
+  console.error(`bench:port needs Erlang/Elixir (apt-get install -y elixir erlang-dev): mix compile failed\n${compile.stderr ?? compile.error}`);
+  process.exit(1);
+}
+const ws = mkdtempSync(join(tmpdir(), 'sw-bench-port-'));
+const args = [
+  '-pa', join(portDir, '_build', 'dev', 'lib', 'starweave_finetune', 'ebin'),
+  join(root, 'bench', 'port', 'driver.exs'),
+  process.execPath,
+  join(root, 'dist', 'src', 'port', 'main.js'),
+  join(root, 'bench', 'port', 'raw-echo.mjs'),
+  join(root, 'bench', 'port', 'json-bridge.mjs'),
+  ws,
+  quick ? '500' : '5000',
+  quick ? '30' : '200',
+];
+const r = spawnSync('elixir', args, { env, encoding: 'utf8', maxBuffer: 1 << 24 });
+rmSync(ws, { recursive: true, force: true });
+if (r.status !== 0) {
+  console.error(`the Elixir driver failed:\n${r.stdout}\n${r.stderr}`);
+  process.exit(1);
+}
+const v = new Map<string, number>();
+for (const l of r.stdout.split('\n')) {
+  if (!l.startsWith('{')) continue;
+  const o = JSON.parse(l) as { target: string; case: string; value: number };
+  v.set(`${o.target}.${o.case}`, o.value);
+}
+const get = (k: string) => v.get(k) ?? NaN;
+const ms = (us: number) => us / 1000;
+const gbs = (mibps: number) => (mibps * 1048576) / 1e9;
+const RAW = 'raw {packet,4} echo (node, no decoding)';
+const JSONL = 'JSON-lines stdio bridge (node, base64)';
+const rows: BenchRow[] = [
+  row('ping p50, from Elixir', 'ms', ms(get('ours.ping_p50_us')), ms(get('raw.ping_p50_us')), RAW),
+  row('ping p99, from Elixir', 'ms', ms(get('ours.ping_p99_us')), ms(get('raw.ping_p99_us')), RAW),
+  row('ping p50, from Elixir', 'ms', ms(get('ours.ping_p50_us')), ms(get('json.ping_p50_us')), JSONL),
+  row('ping p99, from Elixir', 'ms', ms(get('ours.ping_p99_us')), ms(get('json.ping_p99_us')), JSONL),
+  row('1 MiB bin round trips', 'GB/s', gbs(get('ours.mib_per_s')), gbs(get('raw.mib_per_s')), RAW),
+  row('1 MiB bin round trips', 'GB/s', gbs(get('ours.mib_per_s')), gbs(get('json.mib_per_s')), JSONL),
+];
+print(rows, json);
+if (!json) {
+  const f = (x: number) => x.toFixed(1);
+  console.log(
+    `\nping p50/p99 µs: ours ${f(get('ours.ping_p50_us'))}/${f(get('ours.ping_p99_us'))}, raw echo ${f(get('raw.ping_p50_us'))}/${f(get('raw.ping_p99_us'))}, ` +
+      `JSON lines ${f(get('json.ping_p50_us'))}/${f(get('json.ping_p99_us'))}; 1 MiB MiB/s: ours ${f(get('ours.mib_per_s'))}, raw ${f(get('raw.mib_per_s'))}, JSON ${f(get('json.mib_per_s'))}`,
+  );
+  console.log('targets: ping p50 ratio vs raw >= 0.67 (within 1.5x); 1 MiB ratio vs raw >= 0.7 and vs JSON lines >= 8');
+}

@@ -1,0 +1,248 @@
+defmodule Starweave.FineTune do
+  @moduledoc """
+  starweave-finetune from Elixir: the fine-tuning engine as an OTP service.
+
+  A supervised process owns a Node.js sidecar started as an Erlang port (`{:packet, 4}` MessagePack
+  frames on the sidecar's fds 3 and 4, see docs/PROTOCOL.md). Put it in your supervision tree:
+
+      children = [
+        {Starweave.FineTune, workspace: "/srv/starweave/finetune"}
+      ]
+
+  and call it like any service. Every function returns `{:ok, result}` or `{:error, reason}`, where
+  `reason` is `:timeout` (the work is cancelled in the sidecar), `:sidecar_exited` (it died; the
+  supervisor restarts it), `:cancelled` (a job was cancelled) or a `Starweave.FineTune.Error` whose
+  `code` you can match (`:invalid_params`, `:not_implemented`, `:path_outside_workspace`, ...).
+
+  Results are the sidecar's maps with string keys. Every path in a request is relative to the
+  workspace (or absolute inside it); paths that leave it are refused.
+
+  ## Jobs and events
+
+  Long work (dataset builds, later training, evaluation and generation) runs as a job. The blocking
+  forms (`dataset_build/2`) return the job's result; `start_dataset_build/2` returns `{:ok, job_id}` at
+  once and the caller receives `{:starweave_finetune, job_id, %{event: name, data: data, seq: n}}`
+  messages, ending with one of the events `"done"`, `"failed"` or `"cancelled"` (or
+  `"sidecar_exited"`). Events are flow-controlled: the sidecar sends a window of them and waits for
+  credits, which are returned only while subscribers' mailboxes stay short; progress events coalesce,
+  so a slow subscriber sees the latest progress, not a backlog.
+
+  ## Options (`start_link/1`, `child_spec/1`)
+
+    * `:name` - the registered name (default `Starweave.FineTune`); other functions take `server: name`
+    * `:node` - the node executable (default: `node` on the PATH)
+    * `:script` - the sidecar's entry (default: this repository's `dist/src/port/main.js`)
+    * `:workspace` - the folder every request path is confined to (default: the current folder)
+    * `:timeout` - the default call timeout in ms (default 30_000)
+    * `:max_frame_bytes` - the largest frame either side accepts (default 64 MiB)
+    * `:shutdown_timeout` - ms to wait for the sidecar to exit before SIGTERM, then SIGKILL (default 5_000)
+    * `:event_window` - job events in flight before credits must come back (default 32)
+    * `:log_level` - the sidecar's log level (`:debug`, `:info`, `:warning`, `:error`)
+    * `:args`, `:env` - extra sidecar arguments and environment
+
+  Telemetry: where the host has `:telemetry` loaded, `[:starweave_finetune, :call | :job, :start |
+  :stop | :exception]` events are emitted (checked at run time; no dependency).
+  """
+
+  alias Starweave.FineTune.{Error, Options, Server}
+
+  @type server :: GenServer.server()
+  @type reason :: :timeout | :sidecar_exited | :cancelled | Error.t()
+  @type result(t) :: {:ok, t} | {:error, reason}
+  @type opts :: keyword
+
+  # --------------------------------------------------------------------------------------------- process
+
+  @doc "Starts the sidecar's owner; options are checked first (see the module doc)."
+  @spec start_link(keyword) :: GenServer.on_start() | {:error, {:invalid_options, String.t()}}
+  def start_link(opts \\ []) do
+    case Options.validate(opts) do
+      {:ok, o} -> Server.start_link(o)
+      {:error, msg} -> {:error, {:invalid_options, msg}}
+    end
+  end
+
+  @doc "A child spec for a supervision tree; raises `ArgumentError` on invalid options."
+  @spec child_spec(keyword) :: Supervisor.child_spec()
+  def child_spec(opts) do
+    case Options.validate(opts) do
+      {:ok, o} ->
+        %{
+          id: o.name || __MODULE__,
+          start: {__MODULE__, :start_link, [opts]},
+          # the owner itself waits shutdown_timeout and escalates; give it the time to do so
+          shutdown: o.shutdown_timeout + 3_000,
+          type: :worker
+        }
+
+      {:error, msg} ->
+        raise ArgumentError, "Starweave.FineTune: #{msg}"
+    end
+  end
+
+  @doc "The OS pid of the running sidecar."
+  @spec os_pid(opts) :: non_neg_integer
+  def os_pid(opts \\ []), do: GenServer.call(server(opts), :os_pid)
+
+  # ------------------------------------------------------------------------------------------- methods
+
+  @doc "The sidecar's facts: package version, protocol, Node, the native core, the method table."
+  @spec version(opts) :: result(map)
+  def version(opts \\ []), do: call("version", %{}, opts)
+
+  @doc """
+  A round trip. With `data: term` the term comes back as it was (wrap raw bytes in
+  `%Starweave.FineTune.MsgPack.Bin{}` to send them as MessagePack bin).
+
+      {:ok, %{"pong" => true}} = Starweave.FineTune.ping()
+  """
+  @spec ping(opts) :: result(map)
+  def ping(opts \\ []), do: call("ping", compact(%{"data" => opts[:data]}), opts)
+
+  @doc """
+  Appends live interactions (maps with `messages`, optional `category` and `metadata`) to a collection
+  log in the workspace (`log:`, default `"collection-log"`). The reply comes once they are on disk:
+  `{:ok, %{"acks" => [%{"segment" => ..., "line" => ...}]}}`.
+  """
+  @spec collect([map], opts) :: result(map)
+  def collect(interactions, opts \\ []) when is_list(interactions) do
+    call("collect", compact(%{"interactions" => interactions, "log" => opts[:log]}), opts)
+  end
+
+  @doc """
+  Runs every stage of the data pipeline on `config` (a config file path in the workspace, or the config
+  as a map) without writing a version. Result: `"ok"` (no input rejects), `"report"`, `"firstRejects"`.
+  Options: `:base_dir`, `:rejects`, `:strict`, `:subscribe` (receive progress events), `:timeout`.
+  """
+  @spec dataset_validate(String.t() | map, opts) :: result(map)
+  def dataset_validate(config, opts \\ []),
+    do: await_job("dataset.validate", dataset_params(config, opts), opts)
+
+  @doc "Builds a dataset version into the store (`:store`, default `.starweave/datasets`); waits for it."
+  @spec dataset_build(String.t() | map, opts) :: result(map)
+  def dataset_build(config, opts \\ []), do: await_job("dataset.build", dataset_params(config, opts), opts)
+
+  @doc "Starts a dataset build as a job; the caller is subscribed to its events. Returns the job id."
+  @spec start_dataset_build(String.t() | map, opts) :: result(String.t())
+  def start_dataset_build(config, opts \\ []),
+    do: start_job("dataset.build", dataset_params(config, opts), opts)
+
+  @doc "The versions in a store, oldest first."
+  @spec dataset_list(opts) :: result([map])
+  def dataset_list(opts \\ []), do: call("dataset.list", compact(%{"store" => opts[:store]}), opts)
+
+  @doc "A version's manifest and report (`version`: an id, a unique prefix, a dataset name, or `name~N`)."
+  @spec dataset_show(String.t(), opts) :: result(map)
+  def dataset_show(version, opts \\ []),
+    do: call("dataset.show", compact(%{"version" => version, "store" => opts[:store]}), opts)
+
+  @doc "Records added, removed and moved between two versions."
+  @spec dataset_diff(String.t(), String.t(), opts) :: result(map)
+  def dataset_diff(from, to, opts \\ []),
+    do: call("dataset.diff", compact(%{"from" => from, "to" => to, "store" => opts[:store]}), opts)
+
+  @doc "A Hugging Face model folder in the workspace: normalized config, parameter count, tokenizer."
+  @spec model_info(String.t(), opts) :: result(map)
+  def model_info(path, opts \\ []), do: call("model.info", %{"path" => path}, opts)
+
+  @doc "Every job the sidecar knows."
+  @spec jobs(opts) :: result([map])
+  def jobs(opts \\ []), do: call("jobs.list", %{}, opts)
+
+  @doc "One job's status, with its result or error once it has ended."
+  @spec job_status(String.t(), opts) :: result(map)
+  def job_status(job, opts \\ []), do: call("jobs.status", %{"job" => job}, opts)
+
+  @doc "Cancels a running job; its subscribers receive a `\"cancelled\"` event."
+  @spec cancel_job(String.t(), opts) :: result(map)
+  def cancel_job(job, opts \\ []), do: call("jobs.cancel", %{"job" => job}, opts)
+
+  @doc """
+  Delivers the job's events to the calling process (or `pid:`) as
+  `{:starweave_finetune, job_id, %{event: name, data: data, seq: n}}`. Subscribing before the job
+  starts is allowed (choose its id with `job:` when starting it).
+  """
+  @spec subscribe(String.t(), opts) :: :ok
+  def subscribe(job, opts \\ []), do: GenServer.call(server(opts), {:subscribe, job, opts[:pid] || self()})
+
+  @doc "Stops delivering the job's events to the calling process (or `pid:`)."
+  @spec unsubscribe(String.t(), opts) :: :ok
+  def unsubscribe(job, opts \\ []),
+    do: GenServer.call(server(opts), {:unsubscribe, job, opts[:pid] || self()})
+
+  @doc "Starts a LoRA training run (a job; the training issue implements it: until then `:not_implemented`)."
+  @spec train_start(map, opts) :: result(String.t())
+  def train_start(params, opts \\ []), do: start_job("train.start", params, opts)
+
+  @doc "A training run's status."
+  @spec train_status(String.t(), opts) :: result(map)
+  def train_status(run, opts \\ []), do: call("train.status", %{"run" => run}, opts)
+
+  @doc "Stops a training run after a checkpoint."
+  @spec train_cancel(String.t(), opts) :: result(map)
+  def train_cancel(run, opts \\ []), do: call("train.cancel", %{"run" => run}, opts)
+
+  @doc "The training runs in the workspace."
+  @spec train_list(opts) :: result([map])
+  def train_list(opts \\ []), do: call("train.list", %{}, opts)
+
+  @doc "Evaluates base vs tuned on held-out data; waits for the result."
+  @spec eval_run(map, opts) :: result(map)
+  def eval_run(params, opts \\ []), do: await_job("eval.run", params, opts)
+
+  @doc "Generates text as a job: the caller receives one `\"token\"` event per token. Returns the job id."
+  @spec generate(map, opts) :: result(String.t())
+  def generate(params, opts \\ []), do: start_job("generate", params, opts)
+
+  @doc "Exports an adapter (PEFT safetensors, GGUF + Ollama Modelfile, ONNX)."
+  @spec export(map, opts) :: result(map)
+  def export(params, opts \\ []), do: await_job("export", params, opts)
+
+  @doc "Any method of the protocol by name (docs/PROTOCOL.md)."
+  @spec call(String.t(), map, opts) :: result(term)
+  def call(method, params \\ %{}, opts \\ []) do
+    timeout = opts[:timeout] || default_timeout(opts)
+    safe_call(server(opts), {:call, method, stringify(params), timeout}, timeout)
+  end
+
+  # ------------------------------------------------------------------------------------------- helpers
+
+  defp await_job(method, params, opts) do
+    timeout = opts[:timeout] || default_timeout(opts)
+    subscriber = if opts[:subscribe], do: self()
+    safe_call(server(opts), {:job, method, stringify(params), timeout, :await, subscriber}, timeout)
+  end
+
+  defp start_job(method, params, opts) do
+    timeout = opts[:timeout] || default_timeout(opts)
+    safe_call(server(opts), {:job, method, stringify(params), timeout, :start, self()}, timeout)
+  end
+
+  defp safe_call(server, msg, timeout) do
+    GenServer.call(server, msg, timeout + 5_000)
+  catch
+    :exit, {:timeout, _} -> {:error, :timeout}
+    :exit, {reason, _} when reason in [:noproc, :normal, :shutdown] -> {:error, :sidecar_exited}
+    :exit, {{:sidecar_exited, _}, _} -> {:error, :sidecar_exited}
+    :exit, {{:shutdown, _}, _} -> {:error, :sidecar_exited}
+  end
+
+  defp dataset_params(config, opts) do
+    compact(%{
+      "config" => config,
+      "store" => opts[:store],
+      "baseDir" => opts[:base_dir],
+      "rejects" => opts[:rejects],
+      "strict" => opts[:strict],
+      "job" => opts[:job]
+    })
+  end
+
+  defp server(opts), do: opts[:server] || __MODULE__
+
+  defp default_timeout(opts), do: :persistent_term.get({__MODULE__, :timeout, server(opts)}, 30_000)
+
+  defp compact(map), do: map |> Enum.reject(fn {_, v} -> is_nil(v) end) |> Map.new()
+
+  defp stringify(map) when is_map(map), do: Map.new(map, fn {k, v} -> {to_string(k), v} end)
+end

@@ -1,0 +1,63 @@
+// Every failure the port reports is { code, message, details }: a code a caller can match on (the Elixir
+// client turns it into an atom), a sentence for a person, and the facts behind it (field path, file).
+import { ZodError } from 'zod';
+import { DataError, describeZodError, formatPath } from '../data/errors.js';
+import { StrictModeError } from '../data/build.js';
+
+export const ERROR_CODES = [
+  'malformed_frame', // the frame is not one MessagePack value
+  'frame_too_large', // the frame's length is over the configured maximum (skipped unread)
+  'invalid_request', // not a map of { id, method, params }
+  'unknown_method',
+  'invalid_params', // params fail the method's schema: details.path names the field
+  'not_implemented', // a method of the protocol whose library part has not landed: details.issue
+  'path_outside_workspace',
+  'not_found',
+  'data_error', // the data pipeline refused its input: details.file/line/path
+  'strict_mode', // a strict build with input rejects: details.rejects
+  'model_error',
+  'job_not_found',
+  'cancelled',
+  'busy', // too many jobs running
+  'shutting_down',
+  'internal',
+] as const;
+export type ErrorCode = (typeof ERROR_CODES)[number];
+
+export interface ErrorPayload {
+  code: ErrorCode;
+  message: string;
+  details: Record<string, unknown>;
+}
+
+export class PortError extends Error {
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    readonly details: Record<string, unknown> = {},
+  ) {
+    super(message);
+    this.name = 'PortError';
+  }
+}
+
+/** The zod failure of a params schema as an invalid_params error naming the field. */
+export function invalidParams(e: ZodError, prefix = 'params'): PortError {
+  const d = describeZodError(e);
+  const path = d.path === '(root)' ? prefix : `${prefix}.${d.path}`.replace('.[', '[');
+  return new PortError('invalid_params', `${path}: ${d.message}`, { path, issues: e.issues.slice(0, 10).map((i) => ({ path: formatPath(i.path), message: i.message })) });
+}
+
+/** Any thrown value as the payload of an error reply or a failed event. */
+export function toErrorPayload(e: unknown): ErrorPayload {
+  if (e instanceof PortError) return { code: e.code, message: e.message, details: e.details };
+  if (e instanceof ZodError) return toErrorPayload(invalidParams(e));
+  if (e instanceof StrictModeError) {
+    return { code: 'strict_mode', message: e.message, details: { rejects: e.report.rejects, firstRejects: e.firstRejects.slice(0, 10).map(({ record: _r, ...rest }) => rest) } };
+  }
+  if (e instanceof DataError) return { code: 'data_error', message: e.message, details: { ...(e.where ?? {}) } };
+  if (e instanceof Error && e.name === 'ModelFileError') return { code: 'model_error', message: e.message, details: {} };
+  if (e instanceof Error && (e as NodeJS.ErrnoException).code === 'ENOENT') return { code: 'not_found', message: e.message, details: { path: (e as NodeJS.ErrnoException).path } };
+  const message = e instanceof Error ? e.message : String(e);
+  return { code: 'internal', message, details: e instanceof Error && e.stack ? { stack: e.stack.split('\n').slice(0, 6).join('\n') } : {} };
+}

@@ -1,0 +1,97 @@
+// The sidecar's codec against the cross-language vectors, integer widths both ways, and the framing
+// parser's bounds.
+import { encodeFrame, pack, unpack, widenIntegers } from '../../src/port/codec.js';
+import { FrameReader, peekRequestId } from '../../src/port/frames.js';
+import { jsValue, loadVectors, vectorBytes } from './vectors.js';
+
+const vectors = loadVectors();
+
+describe('cross-language vectors (test/vectors/msgpack.json)', () => {
+  test('the file covers every MessagePack family', () => {
+    const firstBytes = new Set(vectors.map((v) => vectorBytes(v)[0]));
+    for (const b of [0xc0, 0xc2, 0xc3, 0xc4, 0xc5, 0xc6, 0xc7, 0xc8, 0xca, 0xcb, 0xcc, 0xcd, 0xce, 0xcf, 0xd0, 0xd1, 0xd2, 0xd3, 0xd4, 0xd6, 0xd9, 0xda, 0xdb, 0xdc, 0xde, 0x90, 0x80, 0xa0, 0xe0, 0xff]) {
+      expect(firstBytes.has(b)).toBe(true);
+    }
+  });
+
+  for (const v of vectors.filter((x) => (x.encoders ?? ['js']).includes('js'))) {
+    test(`encode: ${v.name}`, () => {
+      expect(pack(jsValue(v.value)).toString('hex')).toBe(vectorBytes(v).toString('hex'));
+    });
+  }
+  for (const v of vectors.filter((x) => (x.decoders ?? ['js']).includes('js'))) {
+    test(`decode: ${v.name}`, () => {
+      const got = unpack(vectorBytes(v));
+      const want = jsValue(v.value);
+      if (typeof want === 'number' && Number.isNaN(want)) expect(Number.isNaN(got)).toBe(true);
+      else expect(got).toEqual(want);
+    });
+  }
+});
+
+describe('integers', () => {
+  test('safe integers beyond 32 bits travel as int64, not float64', () => {
+    expect(pack(2 ** 40)[0]).toBe(0xd3);
+    expect(pack(-(2 ** 40))[0]).toBe(0xd3);
+    expect(pack(2 ** 40 + 0.5)[0]).toBe(0xcb);
+    expect(unpack(pack({ a: [2 ** 53 - 1] }))).toEqual({ a: [2 ** 53 - 1] });
+  });
+  test('64-bit integers decode without loss: numbers within 2^53, bigints beyond', () => {
+    expect(unpack(Buffer.from('cf0020000000000001', 'hex'))).toBe(BigInt(2 ** 53) + 1n);
+    expect(unpack(Buffer.from('d3ffe0000000000000', 'hex'))).toBe(-(2 ** 53));
+    expect(pack(unpack(Buffer.from('cfffffffffffffffff', 'hex'))).toString('hex')).toBe('cfffffffffffffffff');
+  });
+  test('widenIntegers copies only what changes; Dates become ISO strings', () => {
+    const o = { a: 1, b: 'x', c: [1, 2] };
+    expect(widenIntegers(o)).toBe(o);
+    expect(widenIntegers({ t: new Date(0) })).toEqual({ t: '1970-01-01T00:00:00.000Z' });
+    expect(unpack(pack(undefined))).toBeNull();
+  });
+  test('records and structured clone are off: an object is a plain map', () => {
+    const twice = [{ x: 1, y: 2 }, { x: 3, y: 4 }];
+    expect(pack(twice).toString('hex')).toBe('9282a1780' + '1a17902' + '82a17803a17904');
+  });
+});
+
+describe('framing', () => {
+  test('encodeFrame puts the body length in front', () => {
+    const f = encodeFrame({ id: 1 });
+    expect(f.readUInt32BE(0)).toBe(f.length - 4);
+    expect(unpack(f.subarray(4))).toEqual({ id: 1 });
+  });
+
+  test('frames split across chunks at every byte are reassembled', () => {
+    const frames = [encodeFrame({ id: 1, method: 'ping' }), encodeFrame({ id: 2, data: Buffer.alloc(1000, 7) }), encodeFrame('x')];
+    const all = Buffer.concat(frames);
+    for (const step of [1, 3, 7, 64, all.length]) {
+      const got: unknown[] = [];
+      const r = new FrameReader(1 << 20, { frame: (b) => got.push(unpack(b)), oversize: () => got.push('oversize') });
+      for (let i = 0; i < all.length; i += step) r.push(all.subarray(i, i + step));
+      expect(got).toEqual([{ id: 1, method: 'ping' }, { id: 2, data: Buffer.alloc(1000, 7) }, 'x']);
+    }
+  });
+
+  test('an oversize frame is skipped without being held, its id peeked, and the next frame read', () => {
+    const big = encodeFrame({ id: 4242, method: 'ping', params: { data: Buffer.alloc(50_000) } });
+    const small = encodeFrame({ id: 5, method: 'ping' });
+    const got: unknown[] = [];
+    const r = new FrameReader(1000, { frame: (b) => got.push(unpack(b)), oversize: (len, id) => got.push({ len, id }) });
+    let maxHeld = 0;
+    const all = Buffer.concat([big, small]);
+    for (let i = 0; i < all.length; i += 4096) {
+      r.push(all.subarray(i, i + 4096));
+      maxHeld = Math.max(maxHeld, r.buffered);
+    }
+    expect(got).toEqual([{ len: big.length - 4, id: 4242 }, { id: 5, method: 'ping' }]);
+    expect(maxHeld).toBeLessThanOrEqual(1000);
+  });
+
+  test('peekRequestId reads int and string ids, and gives up on anything else', () => {
+    expect(peekRequestId(pack({ id: 7, method: 'x' }))).toBe(7);
+    expect(peekRequestId(pack({ id: 70000 }))).toBe(70000);
+    expect(peekRequestId(pack({ id: 2 ** 40 }))).toBe(2 ** 40);
+    expect(peekRequestId(pack({ id: 'req-1' }))).toBe('req-1');
+    expect(peekRequestId(pack({ method: 'x', id: 1 }))).toBeNull();
+    expect(peekRequestId(Buffer.from([0x81]))).toBeNull();
+  });
+});
