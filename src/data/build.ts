@@ -1,7 +1,7 @@
 // The pipeline: sources -> clean -> validate -> tokens -> curation -> dedup -> split -> version.
 // Streaming: records pass one at a time and go to a spool file; what stays in memory per kept record is
 // a fixed-size summary (hash, category, split key, token count, the dedup index's entry), never the text.
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, copyFileSync, mkdtempSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, copyFileSync, mkdtempSync, openSync, readSync, closeSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -9,10 +9,10 @@ import { fileURLToPath } from 'node:url';
 import { inferCategory } from './categorize.js';
 import { cleanMessages } from './clean.js';
 import { emptyCuration, loadCuration, type Curation } from './curation.js';
-import { DedupIndex, dedupText } from './dedup.js';
+import { DedupIndex } from './dedup.js';
 import { DataError, describeZodError, formatWhere, parseOrThrow } from './errors.js';
-import { canonicalJson, sha256 } from './hash.js';
-import { fsyncDir, LineWriter, readLines, writeFileAtomic } from './io.js';
+import { canonicalJson, exampleCanonicalJson, messagesContentJson, sha256 } from './hash.js';
+import { fsyncDir, LineWriter, writeFileAtomic } from './io.js';
 import { createReader, type Candidate, type InputHash } from './readers/index.js';
 import { addTokens, emptyReport, reportMarkdown, type BuildReport, type Stage } from './report.js';
 import { CATEGORIES, Example, PipelineConfig, type Category, type DatasetRecord, type Origin, type PipelineConfigInput, type Reject, type RejectReason } from './schema.js';
@@ -123,7 +123,8 @@ export async function processSources(
     reject: (r: Reject) => void;
     /** a record of a review source with no decision yet */
     pending?: (rec: DatasetRecord) => void;
-    keep: (rec: DatasetRecord, sourceIndex: number) => void;
+    /** contentJson: JSON.stringify of each message's content (computed once for the hash; recordJson reuses it) */
+    keep: (rec: DatasetRecord, sourceIndex: number, contentJson: string[]) => void;
     inputs: InputHash[][];
     onProgress?: (p: BuildProgress) => void;
   },
@@ -155,7 +156,8 @@ export async function processSources(
       }
       const v = cand.value;
       // clean
-      const messages = Array.isArray(v.messages) ? cleanMessages(v.messages as { role: unknown; content: unknown }[], cfg.clean, report.scrubbed) : v.messages;
+      const cleanJson: (string | undefined)[] = [];
+      const messages = Array.isArray(v.messages) ? cleanMessages(v.messages as { role: unknown; content: unknown }[], cfg.clean, report.scrubbed, cleanJson) : v.messages;
       t1 = clock();
       stage.clean += t1 - t;
       t = t1;
@@ -183,7 +185,8 @@ export async function processSources(
         reject(cand.origin, bound.reason, bound.message, cand.raw, { path: bound.path });
         continue;
       }
-      let hash = sha256(canonicalJson({ category: ex.category, messages: ex.messages }));
+      let contentJson = messagesContentJson(ex.messages, messages as { content?: unknown }[], cleanJson);
+      let hash = sha256(exampleCanonicalJson(ex.category, ex.messages, contentJson));
       t1 = clock();
       stage.validate += t1 - t;
       t = t1;
@@ -205,7 +208,8 @@ export async function processSources(
             continue;
           }
           ex = fixed.data;
-          hash = sha256(canonicalJson({ category: ex.category, messages: ex.messages }));
+          contentJson = messagesContentJson(ex.messages);
+          hash = sha256(exampleCanonicalJson(ex.category, ex.messages, contentJson));
           report.curation.corrected++;
         } else {
           ex.metadata.curation = 'approved';
@@ -233,7 +237,7 @@ export async function processSources(
         t = clock();
         continue;
       }
-      ctx.keep(rec, si);
+      ctx.keep(rec, si, contentJson);
       t = clock();
     }
   }
@@ -266,7 +270,8 @@ export async function buildDataset(opts: BuildOptions): Promise<BuildResult> {
     staging = mkdtempSync(join(store, 'tmp', 'build-'));
   } else staging = mkdtempSync(join(tmpdir(), 'starweave-data-'));
   try {
-    const spool = new LineWriter(join(staging, 'spool.jsonl'));
+    // the spool (kept records in arrival order) is scratch: read back into the split files, then deleted
+    const spool = new LineWriter(join(staging, 'spool.jsonl'), 1 << 20, undefined, false);
     const rejects = new LineWriter(join(staging, 'rejects.jsonl'));
     const firstRejects: Reject[] = [];
     const kept: Kept = { hash: [], category: [], tokens: [], source: [] };
@@ -274,11 +279,17 @@ export async function buildDataset(opts: BuildOptions): Promise<BuildResult> {
     const inputs: InputHash[][] = [];
     const catIndex = new Map<Category, number>(CATEGORIES.map((c, i) => [c, i]));
     const sourceNames: string[] = [];
-    const reject = (r: Reject) => {
-      rejects.write(JSON.stringify(r));
+    const firstCount = { input: 0, other: 0 };
+    /** `line`: JSON.stringify(r) when the caller has it cheaper */
+    const reject = (r: Reject, line?: string) => {
+      rejects.write(line ?? JSON.stringify(r));
       // the first input rejects (what a person must fix) matter more than a long run of duplicates
       const input = INPUT_REJECTS.includes(r.reason);
-      if (firstRejects.filter((x) => INPUT_REJECTS.includes(x.reason) === input).length < (input ? 50 : 10)) firstRejects.push(r);
+      if (input ? firstCount.input < 50 : firstCount.other < 10) {
+        firstRejects.push(r);
+        if (input) firstCount.input++;
+        else firstCount.other++;
+      }
     };
     await processSources(cfg, opts.baseDir, {
       renderer,
@@ -287,9 +298,9 @@ export async function buildDataset(opts: BuildOptions): Promise<BuildResult> {
       reject,
       inputs,
       onProgress: opts.onProgress,
-      keep: (rec, si) => {
+      keep: (rec, si, contentJson) => {
         const t = performance.now();
-        const verdict = dedup.check(dedupText(rec.messages), kept.hash.length);
+        const verdict = dedup.checkMessages(rec.messages, kept.hash.length);
         report.stageMs.dedup += performance.now() - t;
         const src = report.bySource[createReaderName(cfg, si, sourceNames)];
         if (verdict.kind !== 'unique') {
@@ -297,11 +308,13 @@ export async function buildDataset(opts: BuildOptions): Promise<BuildResult> {
           report.rejects[reason]++;
           report.duplicates[verdict.kind]++;
           src.rejected++;
-          reject({ reason, message: verdict.kind === 'exact' ? 'same text as a record kept earlier' : `estimated Jaccard ${verdict.similarity.toFixed(2)} >= ${cfg.dedup.threshold} with a record kept earlier`, origin: rec.origin, duplicateOf: kept.hash[verdict.of], record: rec });
+          const r: Reject = { reason, message: verdict.kind === 'exact' ? 'same text as a record kept earlier' : `estimated Jaccard ${verdict.similarity.toFixed(2)} >= ${cfg.dedup.threshold} with a record kept earlier`, origin: rec.origin, duplicateOf: kept.hash[verdict.of], record: rec };
+          // JSON.stringify(r), with the record's JSON built from the contents' JSON already at hand
+          reject(r, `{"reason":${JSON.stringify(r.reason)},"message":${JSON.stringify(r.message)},"origin":${JSON.stringify(r.origin)},"duplicateOf":${JSON.stringify(r.duplicateOf)},"record":${recordJson(rec, contentJson)}}`);
           return;
         }
         const tw = performance.now();
-        spool.write(JSON.stringify(rec));
+        spool.write(recordJson(rec, contentJson));
         report.stageMs.write += performance.now() - tw;
         kept.hash.push(rec.hash);
         kept.category.push(catIndex.get(rec.category)!);
@@ -356,17 +369,15 @@ export async function buildDataset(opts: BuildOptions): Promise<BuildResult> {
       const manifest = parseOrThrow(Manifest, JSON.parse(readFileSync(join(target, 'manifest.json'), 'utf8')), join(target, 'manifest.json'));
       return { report, versionId, created: false, dir: target, manifest, firstRejects };
     }
-    const writers = { train: new LineWriter(join(staging, 'train.jsonl')), heldout: new LineWriter(join(staging, 'heldout.jsonl')) };
     const hashes = { train: createHash('sha256'), heldout: createHash('sha256') };
+    const writers = { train: new LineWriter(join(staging, 'train.jsonl'), 1 << 20, hashes.train), heldout: new LineWriter(join(staging, 'heldout.jsonl'), 1 << 20, hashes.heldout) };
     const tokens = { train: 0, heldout: 0 };
-    let i = 0;
-    for await (const { text } of readLines(join(staging, 'spool.jsonl'))) {
+    // the spool's lines go to their split's file as bytes (no decoding, parsing or serializing again)
+    copyLines(join(staging, 'spool.jsonl'), (i, buf, start, end) => {
       const s = split[i] === HELDOUT ? 'heldout' : 'train';
-      writers[s].write(text);
-      hashes[s].update(text).update('\n');
+      writers[s].writeBytes(buf, start, end);
       tokens[s] += kept.tokens[i];
-      i++;
-    }
+    });
     writers.train.close();
     writers.heldout.close();
     rmSync(join(staging, 'spool.jsonl'));
@@ -409,6 +420,41 @@ export async function buildDataset(opts: BuildOptions): Promise<BuildResult> {
     return { report, versionId, created: true, dir: target, manifest, firstRejects };
   } finally {
     if (existsSync(staging)) rmSync(staging, { recursive: true, force: true });
+  }
+}
+
+/**
+ * JSON.stringify(rec) for a record built by processSources (keys hash, category, messages of { role,
+ * content }, metadata, origin, tokens, in that order), reusing the contents' JSON computed for the hash.
+ * The tests check it against JSON.stringify.
+ */
+export function recordJson(rec: DatasetRecord, contentJson: readonly string[]): string {
+  let s = `{"hash":${JSON.stringify(rec.hash)},"category":${JSON.stringify(rec.category)},"messages":[`;
+  for (let i = 0; i < rec.messages.length; i++) s += `${i ? ',' : ''}{"role":${JSON.stringify(rec.messages[i].role)},"content":${contentJson[i]}}`;
+  return `${s}],"metadata":${JSON.stringify(rec.metadata)},"origin":${JSON.stringify(rec.origin)},"tokens":${JSON.stringify(rec.tokens)}}`;
+}
+
+/** Calls `line(i, buf, start, end)` for the i-th line of a file (the bytes start..end include its newline). */
+function copyLines(file: string, line: (i: number, buf: Buffer, start: number, end: number) => void): void {
+  const fd = openSync(file, 'r');
+  try {
+    const chunk = Buffer.allocUnsafe(1 << 20);
+    let carry: Buffer | undefined;
+    let i = 0;
+    for (;;) {
+      const n = readSync(fd, chunk, 0, chunk.length, null);
+      if (n === 0) break;
+      const data = carry ? Buffer.concat([carry, chunk.subarray(0, n)]) : chunk.subarray(0, n);
+      let pos = 0;
+      for (let nl = data.indexOf(10, pos); nl >= 0; nl = data.indexOf(10, pos)) {
+        line(i++, data, pos, nl + 1);
+        pos = nl + 1;
+      }
+      carry = pos < data.length ? Buffer.from(data.subarray(pos)) : undefined;
+    }
+    if (carry) throw new DataError('the spool file ends inside a line', { file });
+  } finally {
+    closeSync(fd);
   }
 }
 

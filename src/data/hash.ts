@@ -1,12 +1,16 @@
 // Hashes used by the pipeline: sha256 for content addresses, 32-bit mixes for sketches and splits,
 // and crc32 for the collection log's record checksums.
+import * as crypto from 'node:crypto';
 import { createHash } from 'node:crypto';
 
 // a local binding: a global lookup of Math.imul is not inlined inside vm contexts (jest), 100x slower there
 const imul = Math.imul;
 
+// the one-shot crypto.hash (Node >= 20.12) is several times cheaper than createHash for small inputs
+const oneShot = (crypto as { hash?: (alg: string, data: string | Uint8Array, enc: 'hex') => string }).hash;
+
 export function sha256(data: string | Uint8Array): string {
-  return createHash('sha256').update(data).digest('hex');
+  return oneShot ? oneShot('sha256', data, 'hex') : createHash('sha256').update(data).digest('hex');
 }
 
 /** JSON with object keys sorted, so that equal values have equal text (and equal hashes). */
@@ -17,6 +21,41 @@ export function canonicalJson(value: unknown): string {
     .filter((k) => (value as Record<string, unknown>)[k] !== undefined)
     .sort();
   return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson((value as Record<string, unknown>)[k])}`).join(',')}}`;
+}
+
+// what JSON.stringify escapes in a string: '"', '\\', U+0000..U+001F and lone surrogates (here: any surrogate)
+// eslint-disable-next-line no-control-regex
+const JSON_ESCAPED = /["\\\u0000-\u001f\ud800-\udfff]/;
+
+/** JSON.stringify(s), with a cheaper path for the common string that needs no escape. */
+export function jsonString(s: string): string {
+  return JSON_ESCAPED.test(s) ? JSON.stringify(s) : `"${s}"`;
+}
+
+/**
+ * JSON.stringify of each message's content: the escaped strings that the record hash and the record line
+ * share. `known` (from cleanMessages) gives them for `knownFor`'s contents: used where the content is
+ * that very string.
+ */
+export function messagesContentJson(messages: readonly { content: string }[], knownFor?: readonly { content?: unknown }[], known?: readonly (string | undefined)[]): string[] {
+  const out = new Array<string>(messages.length);
+  for (let i = 0; i < messages.length; i++) {
+    const c = messages[i].content;
+    const k = known?.[i];
+    out[i] = k !== undefined && knownFor?.[i]?.content === c ? k : jsonString(c);
+  }
+  return out;
+}
+
+/**
+ * canonicalJson({ category, messages }) of a validated example (every message exactly { role, content },
+ * both strings: what the Message schema lets through), built directly from the contents' JSON.
+ * Equal to the generic canonicalJson, which the tests check.
+ */
+export function exampleCanonicalJson(category: string, messages: readonly { role: string; content: string }[], contentJson: readonly string[]): string {
+  let s = `{"category":${JSON.stringify(category)},"messages":[`;
+  for (let i = 0; i < messages.length; i++) s += `${i ? ',' : ''}{"content":${contentJson[i]},"role":${JSON.stringify(messages[i].role)}}`;
+  return `${s}]}`;
 }
 
 /** murmur3's 32-bit finalizer: a bijection on 32-bit integers that mixes every bit. */

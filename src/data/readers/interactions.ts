@@ -2,10 +2,8 @@
 // category, rating, timestamps) and the common public formats: OpenAI chat `messages`, ShareGPT
 // `conversations`, Alpaca `instruction/input/output`.
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { createInterface } from 'node:readline';
 import { resolve } from 'node:path';
-import { listFiles, relPath } from '../io.js';
+import { listFiles, readLineBatches, relPath } from '../io.js';
 import type { Candidate, ReadContext, SourceReader } from './types.js';
 
 export type InteractionFormat = 'starweave' | 'openai' | 'sharegpt' | 'alpaca';
@@ -89,32 +87,31 @@ export class InteractionsReader implements SourceReader {
     for (const file of await listFiles(root, ['.jsonl', '.json', '.ndjson'])) {
       const rel = relPath(ctx.baseDir, file);
       const hash = createHash('sha256');
-      const stream = createReadStream(file, { highWaterMark: 1 << 20 });
-      stream.on('data', (chunk) => hash.update(chunk as Buffer));
-      const rl = createInterface({ input: stream.setEncoding('utf8'), crlfDelay: Infinity });
       let line = 0;
-      for await (const text of rl) {
-        line++;
-        if (!text.trim()) continue;
-        const origin = { source: this.name, file: rel, line };
-        let o: unknown;
-        try {
-          o = JSON.parse(text);
-        } catch (e) {
-          yield { origin, raw: text, error: { reason: 'parse_error', message: `invalid JSON: ${(e as Error).message}` } };
-          continue;
+      for await (const batch of readLineBatches(file, (b) => hash.update(b))) {
+        for (const text of batch) {
+          line++;
+          if (!text.trim()) continue;
+          const origin = { source: this.name, file: rel, line };
+          let o: unknown;
+          try {
+            o = JSON.parse(text);
+          } catch (e) {
+            yield { origin, raw: text, error: { reason: 'parse_error', message: `invalid JSON: ${(e as Error).message}` } };
+            continue;
+          }
+          if (o === null || typeof o !== 'object' || Array.isArray(o)) {
+            yield { origin, raw: o, error: { reason: 'schema', message: 'a line must hold one JSON object' } };
+            continue;
+          }
+          const rec = o as Record<string, unknown>;
+          const fmt = this.format === 'auto' ? detectFormat(rec) : this.format;
+          if (!fmt) {
+            yield { origin, raw: o, error: { reason: 'unknown_format', message: 'not a known conversation format (messages, conversations, or instruction/output)' } };
+            continue;
+          }
+          yield { origin, raw: o, ...convertInteraction(rec, fmt, this.category) };
         }
-        if (o === null || typeof o !== 'object' || Array.isArray(o)) {
-          yield { origin, raw: o, error: { reason: 'schema', message: 'a line must hold one JSON object' } };
-          continue;
-        }
-        const rec = o as Record<string, unknown>;
-        const fmt = this.format === 'auto' ? detectFormat(rec) : this.format;
-        if (!fmt) {
-          yield { origin, raw: o, error: { reason: 'unknown_format', message: 'not a known conversation format (messages, conversations, or instruction/output)' } };
-          continue;
-        }
-        yield { origin, raw: o, ...convertInteraction(rec, fmt, this.category) };
       }
       ctx.input({ file: rel, sha256: hash.digest('hex') });
     }
