@@ -5,6 +5,7 @@ import type { IsaName, NativeInfo } from './types.js';
 export { Tensor } from './tensor.js';
 export type { TypedArrayFor } from './tensor.js';
 export { ops } from './ops.js';
+export { NativeCausalLM, type StepOptions } from './model.js';
 export { NativeLoadError, EXPECTED_ABI_VERSION, loadNative, native, packageRoot } from './native.js';
 export type * from './types.js';
 

@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import type { NativeAddon } from './types.js';
 
 /** The ABI this TypeScript code was written against (native/addon/addon.cpp SW_ABI_VERSION). */
-export const EXPECTED_ABI_VERSION = 1;
+export const EXPECTED_ABI_VERSION = 2;
 
 const REBUILD = 'Rebuild it with:  npm run build:native   (needs cmake and a C++17 compiler)';
 

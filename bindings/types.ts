@@ -111,3 +111,132 @@ export interface NativeAddon extends NativeOps, Asyncify<NativeOps> {
   setBf16Dot(enabled: boolean): void;
   setNumThreads(n: number): void;
 }
+
+// ---- the native model (native/model, native/addon/model_glue.cpp)
+
+/** rope_scaling of config.json: rope_type "llama3" or "linear" (or "default": none). */
+export type NativeRopeScaling =
+  | { type: 'llama3'; factor: number; lowFreqFactor: number; highFreqFactor: number; originalMaxPositionEmbeddings: number }
+  | { type: 'linear'; factor: number }
+  | { type: 'default' };
+
+/** The fields of a Llama-family config.json the native model reads (camelCase). */
+export interface NativeModelConfig {
+  vocabSize: number;
+  hiddenSize: number;
+  intermediateSize: number;
+  numHiddenLayers: number;
+  numAttentionHeads: number;
+  /** default: numAttentionHeads (no grouped-query attention) */
+  numKeyValueHeads?: number;
+  /** default: hiddenSize / numAttentionHeads */
+  headDim?: number;
+  /** default 1e-6 */
+  rmsNormEps?: number;
+  /** default 10000 */
+  ropeTheta?: number;
+  ropeScaling?: NativeRopeScaling | null;
+  tieWordEmbeddings?: boolean;
+  /** q_proj, k_proj and v_proj have biases (Qwen2; Llama with attention_bias) */
+  attentionBias?: boolean;
+  /** o_proj has a bias (Llama with attention_bias) */
+  oProjBias?: boolean;
+  maxPositionEmbeddings?: number;
+}
+
+/** PEFT's names for the projections an adapter can target. */
+export type LoraTargetModule = 'q_proj' | 'k_proj' | 'v_proj' | 'o_proj' | 'gate_proj' | 'up_proj' | 'down_proj';
+
+export interface NativeLoraConfig {
+  r: number;
+  /** default r (scaling 1) */
+  loraAlpha?: number;
+  loraDropout?: number;
+  /** scaling = loraAlpha / sqrt(r) instead of loraAlpha / r */
+  useRslora?: boolean;
+  targetModules: LoraTargetModule[];
+  /** default: every layer */
+  layersToTransform?: number[];
+  /** seed of lora_A's Kaiming-uniform initialization (and of the default dropout seeds) */
+  seed?: number | bigint;
+}
+
+export interface NativeStepOptions {
+  /** i32 [B, T]; default 0..T-1, restarting where the segment id changes */
+  positions?: NativeTensor;
+  /** i32 [B, T]: packed sequences; attention stays inside a segment */
+  segments?: NativeTensor;
+  /** dropout seed of this step (default: the model's step counter) */
+  seed?: number | bigint;
+  /** keep only each layer's input and recompute the layer in the backward */
+  checkpointing?: boolean;
+  /** gradients of lossSum / lossDenominator (default: the counted tokens, i.e. of the mean loss) */
+  lossDenominator?: number;
+  /** tokens per chunk of the vocabulary projection (default 256) */
+  chunkTokens?: number;
+}
+
+export interface NativeLossResult {
+  /** mean loss over the counted tokens (0 when none count) */
+  loss: number;
+  lossSum: number;
+  /** tokens whose target is not -100 */
+  tokens: number;
+}
+
+export type NativeParameterKind = 'param' | 'grad' | 'exp_avg' | 'exp_avg_sq';
+
+export interface NativeModelMemory {
+  baseWeightBytes: number;
+  mappedWeightBytes: number;
+  ownedWeightBytes: number;
+  trainableBytes: number;
+  activationBytes: number;
+  kvCacheBytes: number;
+  mergedBytes: number;
+}
+
+export interface NativeModelInfo {
+  config: Required<Omit<NativeModelConfig, 'ropeScaling'>> & { ropeScaling: NativeRopeScaling | null };
+  merged: boolean;
+  memory: NativeModelMemory;
+}
+
+export interface NativeModelMethods {
+  addLora(config: NativeLoraConfig): void;
+  /** q_proj ... down_proj (with their biases), input_layernorm, post_attention_layernorm, norm */
+  enableFullFinetune(modules: string[], layers?: number[]): void;
+  /** forward, loss, backward; gradients accumulate */
+  trainStep(ids: T, targets: T, options?: NativeStepOptions): NativeLossResult;
+  evalLoss(ids: T, targets: T, options?: NativeStepOptions): NativeLossResult;
+  /** full logits [B, T, V] (small inputs: tests, scoring) */
+  logits(ids: T, options?: NativeStepOptions): NativeTensor;
+  zeroGrad(): void;
+  gradNorm(): number;
+  clipGradNorm(maxNorm: number): number;
+  /** AdamW over every trainable tensor (weightDecay default 0; never on biases and norm weights) */
+  optimizerStep(hyper: AdamWHyper): void;
+  /** trainable tensors by name (PEFT names for adapters, HF names for fully tuned modules): views, no copy */
+  parameters(kind?: NativeParameterKind): Record<string, NativeTensor>;
+  setParameter(name: string, value: T, kind?: NativeParameterKind): void;
+  /** resets the KV cache to these right-padded prompts; logits [B, V] at each prompt's last token */
+  prefill(ids: T, lengths?: Opt, capacity?: number): NativeTensor;
+  /** one token per sequence: ids i32 [n], slots i32 [n] (default 0..n-1); logits [n, V] */
+  decodeStep(ids: T, slots?: Opt): NativeTensor;
+  resetCache(): void;
+  cacheLengths(): number[];
+  merge(): void;
+  unmerge(): void;
+  releaseBuffers(): void;
+  info(): NativeModelInfo;
+}
+
+/** The native model object: every method also exists as `nameAsync` (libuv pool, Promise). */
+export interface NativeModel extends NativeModelMethods, Asyncify<NativeModelMethods> {
+  release(): void;
+  released(): boolean;
+}
+
+export interface NativeAddon {
+  NativeModel: new (config: NativeModelConfig, weights: Record<string, NativeTensor>) => NativeModel;
+}

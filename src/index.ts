@@ -27,3 +27,11 @@ export {
   PortServer, PORT_DEFAULTS, METHODS as PORT_METHODS, PROTOCOL_VERSION, runPortCommand, PORT_USAGE, PortError, Workspace,
   type ServerOptions as PortServerOptions, type ErrorPayload as PortErrorPayload, type ErrorCode as PortErrorCode,
 } from './port/index.js';
+export {
+  LlamaModel, LORA_TARGET_MODULES, LoraConfigSchema, nativeModelConfig, type LoraConfig, type ResolvedLoraConfig,
+  type TokenBatch, type StepConfig,
+} from './model/native-model.js';
+export {
+  generate, GenerationConfigSchema, type GenerationConfig as SamplingConfig, type ResolvedGenerationConfig, type FinishReason,
+  type TokenEvent, type GenerateHooks, type GenerationResult,
+} from './model/generate.js';

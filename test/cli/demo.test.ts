@@ -2,7 +2,7 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { packageRoot } from '../../bindings/index.js';
+import { EXPECTED_ABI_VERSION, packageRoot } from '../../bindings/index.js';
 
 const root = packageRoot();
 const cli = join(root, 'dist', 'src', 'cli', 'main.js');
@@ -26,7 +26,7 @@ describe('starweave-ft CLI', () => {
     const r = spawnSync(process.execPath, [cli, 'info'], { encoding: 'utf8' });
     expect(r.status).toBe(0);
     const info = JSON.parse(r.stdout);
-    expect(info.abiVersion).toBe(1);
+    expect(info.abiVersion).toBe(EXPECTED_ABI_VERSION);
     expect(typeof info.isa.active).toBe('string');
   });
 

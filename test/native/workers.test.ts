@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { Tensor, ops, packageRoot } from '../../bindings/index.js';
+import { EXPECTED_ABI_VERSION, Tensor, ops, packageRoot } from '../../bindings/index.js';
 import { expectClose, expectEqual, uniform } from '../helpers/numeric.js';
 import { linearRef, linearAbsRef } from '../helpers/reference.js';
 import { f32, read } from '../helpers/tensors.js';
@@ -70,7 +70,7 @@ test('linearForward inside a worker matches the main thread and the reference; t
   const w = uniform(N * K, 2);
   const { msg, exitCode } = await runWorker({ M, K, N, x, w, reps: 2 });
   expect(exitCode).toBe(0);
-  expect(msg.info.abiVersion).toBe(1);
+  expect(msg.info.abiVersion).toBe(EXPECTED_ABI_VERSION);
   const main = mainThread(M, K, N, x, w);
   expectClose('worker vs reference', msg.results[0], linearRef(x, w, M, K, N), { rtol: 1e-5, scale: linearAbsRef(x, w, M, K, N) });
   expectEqual('worker (sync) vs main thread', msg.results[0], main);
