@@ -35,3 +35,5 @@ export {
   generate, GenerationConfigSchema, type GenerationConfig as SamplingConfig, type ResolvedGenerationConfig, type FinishReason,
   type TokenEvent, type GenerateHooks, type GenerationResult,
 } from './model/generate.js';
+export * from './train/index.js';
+export { runTrainCommand } from './cli/train.js';

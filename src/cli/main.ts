@@ -3,19 +3,23 @@
 import { fitLoraDemo, nativeInfo, NativeLoadError } from '../index.js';
 import { runDataCommand } from './data.js';
 import { runPortCommand } from '../port/cli.js';
+import { runTrainCommand } from './train.js';
 
 const USAGE = `starweave-ft <command>
 
 commands:
   data <build|validate|list|show|diff|curate|generate> ...
                     the dataset pipeline (starweave-ft data --help)
+  train --config FILE [--run-dir DIR] | train --resume RUN_DIR
+                    a LoRA training run (examples/run.json: the shipped corpus on a tiny generated model)
+  runs list|show    the training runs and their metrics
   port [--workspace DIR]
                     the Erlang-port sidecar (frames on fds 3/4; the Elixir client starts it)
   info              the native core: ISA in use, threads, CUDA devices, build hash
   demo [--steps N]  fit a LoRA adapter on one bf16 linear layer with the native core (loss falls)
   help              this text
 
-Training runs, evaluation and export commands arrive with the next issues.`;
+Evaluation reports, sweeps and export commands arrive with the next issues.`;
 
 function flag(args: string[], name: string, fallback: number): number {
   const i = args.indexOf(name);
@@ -32,6 +36,9 @@ async function main(argv: string[]): Promise<number> {
       return runDataCommand(rest);
     case 'port':
       return runPortCommand(rest);
+    case 'train':
+    case 'runs':
+      return runTrainCommand([cmd, ...rest]);
     case 'info': {
       console.log(JSON.stringify(nativeInfo(), null, 2));
       return 0;
