@@ -1,3 +1,5 @@
+// One measurement per process (so that peak RSS is its own); bench/model.ts (`npm run bench:model`) runs
+// the cases and the peer and prints the table.
 // node dist/bench/model-native.js [--checkpointing] [--steps N] [--seq T] [--batch B] [--peer] | --generate [--prompt P] [--new N]
 // Training throughput of the native model on a SmolLM2-135M-shaped model with random bf16 weights
 // (memory-mapped from a scratch file, as real checkpoints are): LoRA r=16 on all seven projections,
