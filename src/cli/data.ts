@@ -28,9 +28,9 @@ import { emptyReport } from '../data/report.js';
 export const DATA_USAGE = `starweave-ft data <command>
 
 commands:
-  build    --config FILE [--store DIR] [--strict] [--rejects FILE] [--json]
+  build    --config FILE [--store DIR] [--strict] [--rejects FILE] [--tokenizer MODEL_DIR] [--json]
            build a dataset version from the config's sources into the store
-  validate --config FILE [--rejects FILE] [--json]
+  validate --config FILE [--rejects FILE] [--tokenizer MODEL_DIR] [--json]
            run every stage without writing a version; exit 1 when records are rejected
   list     [--store DIR] [--json]                 the versions in the store
   show     VERSION [--store DIR] [--json]         a version's manifest summary and report
@@ -131,11 +131,13 @@ export async function runDataCommand(args: string[]): Promise<number> {
       case 'validate': {
         const { config, baseDir } = loadConfigFile(need(p, '--config'));
         if (p.flags.has('--strict')) config.strict = true;
+        const tokenizerDir = str(p, '--tokenizer') ?? (config.tokens.tokenizer && resolve(baseDir, config.tokens.tokenizer));
+        const renderer = tokenizerDir ? (await import('../model/tokenizer.js')).loadTokenizer(resolve(tokenizerDir)) : undefined;
         const bar = progressBar(!json);
         const rejectsFile = str(p, '--rejects');
         let res;
         try {
-          res = await buildDataset({ config, baseDir, store: cmd === 'build' ? storeOf(p) : undefined, dryRun: cmd === 'validate', rejectsFile: rejectsFile && resolve(rejectsFile), onProgress: bar.update });
+          res = await buildDataset({ config, baseDir, renderer, store: cmd === 'build' ? storeOf(p) : undefined, dryRun: cmd === 'validate', rejectsFile: rejectsFile && resolve(rejectsFile), onProgress: bar.update });
         } finally {
           bar.done();
         }

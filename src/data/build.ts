@@ -344,6 +344,8 @@ export async function buildDataset(opts: BuildOptions): Promise<BuildResult> {
     report.bySplit.train = report.kept - report.bySplit.heldout;
     const order = Array.from(kept.hash.keys()).sort((x, y) => (kept.hash[x] < kept.hash[y] ? -1 : kept.hash[x] > kept.hash[y] ? 1 : 0));
     const setHash = createHash('sha256');
+    // token counts (and too_many_tokens rejects) depend on the tokenizer: a real one is part of the identity
+    if (renderer.exact) setHash.update(`tokenizer\t${renderer.name}\n`);
     for (const i of order) setHash.update(`${kept.hash[i]}\t${split[i] === HELDOUT ? 'heldout' : 'train'}\n`);
     const setDigest = setHash.digest('hex');
     const versionId = setDigest.slice(0, 16);

@@ -180,6 +180,11 @@ export const SplitConfig = z.strictObject({
 export const TokensConfig = z.strictObject({
   /** examples whose rendered length exceeds this are rejected (too_many_tokens) */
   maxTokens: z.number().int().min(1).default(4096),
+  /**
+   * a Hugging Face model directory (relative to the config) whose tokenizer.json + chat template render
+   * the examples and count their tokens; the built-in approximation when absent
+   */
+  tokenizer: z.string().min(1).optional(),
 });
 
 export const CurationConfig = z.strictObject({
