@@ -37,3 +37,4 @@ export {
 } from './model/generate.js';
 export * from './train/index.js';
 export { runTrainCommand } from './cli/train.js';
+export * from './eval/index.js';

@@ -12,14 +12,17 @@ commands:
                     the dataset pipeline (starweave-ft data --help)
   train --config FILE [--run-dir DIR] | train --resume RUN_DIR
                     a LoRA training run (examples/run.json: the shipped corpus on a tiny generated model)
-  runs list|show    the training runs and their metrics
+  runs list|show|compare
+                    the training runs, their metrics, evaluation and HTML reports
+  sweep --config FILE --set training.lr=1e-4,1e-3 [--set ...]
+                    a grid over hyperparameters, ranked on held-out loss
   port [--workspace DIR]
                     the Erlang-port sidecar (frames on fds 3/4; the Elixir client starts it)
   info              the native core: ISA in use, threads, CUDA devices, build hash
   demo [--steps N]  fit a LoRA adapter on one bf16 linear layer with the native core (loss falls)
   help              this text
 
-Evaluation reports, sweeps and export commands arrive with the next issues.`;
+Export, registry and distributed commands arrive with the next issues.`;
 
 function flag(args: string[], name: string, fallback: number): number {
   const i = args.indexOf(name);
@@ -38,6 +41,7 @@ async function main(argv: string[]): Promise<number> {
       return runPortCommand(rest);
     case 'train':
     case 'runs':
+    case 'sweep':
       return runTrainCommand([cmd, ...rest]);
     case 'info': {
       console.log(JSON.stringify(nativeInfo(), null, 2));

@@ -5,6 +5,7 @@ import { dirname, isAbsolute, resolve } from 'node:path';
 import { z } from 'zod';
 import { LORA_TARGET_MODULES } from '../model/native-model.js';
 import type { LoraTargetModule } from '../../bindings/types.js';
+import { EvalMetricsSpecSchema } from '../eval/config.js';
 
 export class RunConfigError extends Error {
   constructor(
@@ -84,6 +85,8 @@ const EvalSpec = z.strictObject({
   early_stopping_patience: z.number().int().min(0).default(0),
   early_stopping_min_delta: z.number().min(0).default(0),
   micro_batch: z.number().int().min(1).optional(),
+  /** end-of-run metrics (token accuracy, generations, base vs tuned, gate; docs/EVALUATION.md): eval.json and report.html */
+  metrics: EvalMetricsSpecSchema.optional(),
 });
 
 const CheckpointSpec = z.strictObject({

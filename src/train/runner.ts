@@ -24,6 +24,10 @@ import type { TokenizeStats, TokenizedExample } from './data.js';
 import { learningRate } from './schedule.js';
 import { listCheckpoints, readCheckpoint, writeCheckpoint } from './checkpoint.js';
 import type { TrainerState } from './checkpoint.js';
+import { scoreTokens } from '../eval/evaluate.js';
+import { runEvaluation, writeEvalReport } from '../eval/run-eval.js';
+import type { EvalReport } from '../eval/run-eval.js';
+import { writeRunReport } from '../eval/report-html.js';
 
 export interface DatasetInfo {
   kind: 'store' | 'inline';
@@ -97,6 +101,8 @@ export interface RunResult {
   adapterDir: string | null;
   checkpoint: string | null;
   nonfiniteSteps: number[];
+  /** the end-of-run evaluation (eval.json) when eval.metrics is set; null when it was not run or failed */
+  evaluation?: EvalReport | null;
 }
 export interface DoneEvent {
   type: 'done';
@@ -468,7 +474,12 @@ async function runTraining(job: TrainingJob, input: RunConfigInput | RunConfig |
       const r = await evaluate(model, evalLoader);
       if (!r) return false;
       evals.push({ step: state.step, loss: r.loss, perplexity: r.perplexity });
-      metric({ type: 'eval', step: state.step, eval_loss: r.loss, eval_perplexity: r.perplexity, eval_tokens: r.tokens });
+      let extra: Record<string, number> = {};
+      if (c.eval.metrics?.token_accuracy_every_eval) {
+        const sc = await scoreTokens(model, tok, data.heldout, { maxExamples: c.eval.metrics.max_examples, maxSeqLen: t.max_seq_len });
+        if (sc.tokens) extra = { eval_token_accuracy: sc.correct / sc.tokens };
+      }
+      metric({ type: 'eval', step: state.step, eval_loss: r.loss, eval_perplexity: r.perplexity, eval_tokens: r.tokens, ...extra });
       job.push({ type: 'eval', step: state.step, ...r });
       const es = state.earlyStopping;
       if (es.best === null || r.loss < es.best - c.eval.early_stopping_min_delta) {
@@ -568,6 +579,15 @@ async function runTraining(job: TrainingJob, input: RunConfigInput | RunConfig |
 
     if (status !== 'early_stopped' && lastEvalStep !== state.step && status !== 'cancelled') await doEval();
     if (!lastCheckpoint || !(lastCheckpoint as string).endsWith(`step-${String(state.step).padStart(8, '0')}`)) await checkpoint();
+    let evaluation: EvalReport | null = null;
+    if (c.eval.metrics && status !== 'cancelled') {
+      try {
+        evaluation = await runEvaluation(model, tok, data.heldout, c.eval.metrics, { maxSeqLen: t.max_seq_len, step: state.step });
+        writeEvalReport(runDir, evaluation);
+      } catch (e) {
+        writeFileAtomicSync(join(runDir, 'eval.json'), JSON.stringify({ format: 'starweave-eval-error/1', error: e instanceof Error ? e.message : String(e) }, null, 2) + '\n');
+      }
+    }
     let adapterDir: string | null = null;
     if (status !== 'cancelled') {
       adapterDir = join(runDir, 'adapter');
@@ -585,8 +605,24 @@ async function runTraining(job: TrainingJob, input: RunConfigInput | RunConfig |
       adapterDir,
       checkpoint: lastCheckpoint,
       nonfiniteSteps: state.nonfinite.steps,
+      ...(c.eval.metrics ? { evaluation } : {}),
     };
-    runInfo(status, { resumedFromStep, steps: state.step, totalSteps, bestEvalLoss: result.bestEvalLoss, bestEvalStep: state.earlyStopping.bestStep, nonfiniteSteps: state.nonfinite.steps });
+    runInfo(status, {
+      resumedFromStep,
+      steps: state.step,
+      totalSteps,
+      bestEvalLoss: result.bestEvalLoss,
+      bestEvalStep: state.earlyStopping.bestStep,
+      nonfiniteSteps: state.nonfinite.steps,
+      ...(evaluation ? { gate: { passed: evaluation.gate.passed, reasons: evaluation.gate.reasons } } : {}),
+    });
+    if (c.eval.metrics?.report) {
+      try {
+        writeRunReport(runDir);
+      } catch {
+        // the report is a convenience: `starweave-ft runs show RUN_DIR --html OUT` writes it again
+      }
+    }
     return result;
   } finally {
     model.dispose();
