@@ -4,6 +4,7 @@ import { fitLoraDemo, nativeInfo, NativeLoadError } from '../index.js';
 import { runDataCommand } from './data.js';
 import { runPortCommand } from '../port/cli.js';
 import { runTrainCommand } from './train.js';
+import { runDemo } from './demo.js';
 
 const USAGE = `starweave-ft <command>
 
@@ -19,7 +20,11 @@ commands:
   port [--workspace DIR]
                     the Erlang-port sidecar (frames on fds 3/4; the Elixir client starts it)
   info              the native core: ISA in use, threads, CUDA devices, build hash
-  demo [--steps N]  fit a LoRA adapter on one bf16 linear layer with the native core (loss falls)
+  demo [--model DIR]
+                    the main job on the embedded default: dataset from examples/, tiny base model (or
+                    DIR, a Hugging Face model directory), LoRA training, base-vs-tuned evaluation, report
+  layer-demo [--steps N]
+                    fit a LoRA adapter on one bf16 linear layer with the native core (loss falls)
   help              this text
 
 Export, registry and distributed commands arrive with the next issues.`;
@@ -47,7 +52,9 @@ async function main(argv: string[]): Promise<number> {
       console.log(JSON.stringify(nativeInfo(), null, 2));
       return 0;
     }
-    case 'demo': {
+    case 'demo':
+      return runDemo(rest);
+    case 'layer-demo': {
       const steps = flag(rest, '--steps', 60);
       console.log(`fitting a rank-8 LoRA adapter on a frozen bf16 256x256 linear layer (512 tokens, ${steps} steps)`);
       const res = await fitLoraDemo({

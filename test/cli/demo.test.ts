@@ -12,8 +12,8 @@ describe('starweave-ft CLI', () => {
     if (!existsSync(cli)) throw new Error(`${cli} is missing: npm ci (or npm run build:ts) builds it`);
   });
 
-  test('demo fits a LoRA adapter and the loss falls', () => {
-    const r = spawnSync(process.execPath, [cli, 'demo', '--steps', '30'], { encoding: 'utf8' });
+  test('layer-demo fits a LoRA adapter on one layer and the loss falls', () => {
+    const r = spawnSync(process.execPath, [cli, 'layer-demo', '--steps', '30'], { encoding: 'utf8' });
     expect(r.stderr).toBe('');
     expect(r.status).toBe(0);
     const m = /loss ([0-9.e+-]+) -> ([0-9.e+-]+)/.exec(r.stdout);
