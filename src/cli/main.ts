@@ -5,6 +5,7 @@ import { runDataCommand } from './data.js';
 import { runPortCommand } from '../port/cli.js';
 import { runTrainCommand } from './train.js';
 import { runDemo } from './demo.js';
+import { runReviewCommand } from './review.js';
 
 const USAGE = `starweave-ft <command>
 
@@ -17,6 +18,8 @@ commands:
                     the training runs, their metrics, evaluation and HTML reports
   sweep --config FILE --set training.lr=1e-4,1e-3 [--set ...]
                     a grid over hyperparameters, ranked on held-out loss
+  review export|import RUN_DIR ...
+                    blind A/B human review sheets of base vs tuned answers, and the win rate
   port [--workspace DIR]
                     the Erlang-port sidecar (frames on fds 3/4; the Elixir client starts it)
   info              the native core: ISA in use, threads, CUDA devices, build hash
@@ -44,6 +47,8 @@ async function main(argv: string[]): Promise<number> {
       return runDataCommand(rest);
     case 'port':
       return runPortCommand(rest);
+    case 'review':
+      return runReviewCommand(rest);
     case 'train':
     case 'runs':
     case 'sweep':

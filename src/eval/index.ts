@@ -19,3 +19,4 @@ export { checkGate, type GateCheck, type GateResult } from './gate.js';
 export { runEvaluation, writeEvalReport, readEvalReport, type EvalReport } from './run-eval.js';
 export { renderRunReport, writeRunReport, renderComparison, compareRuns, lineChartSvg, escapeHtml, type Series, type RunComparisonRow } from './report-html.js';
 export { runSweep, sweepConfigs, gridPoints, parseSetArg, type SweepGrid, type SweepRun, type SweepResult } from './sweep.js';
+export { exportReviewSheet, readVerdicts, scoreReview, wilson95, parseCsv, type ReviewItem, type ReviewKey, type ReviewOutcome } from './review.js';
