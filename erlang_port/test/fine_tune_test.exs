@@ -102,6 +102,22 @@ defmodule Starweave.FineTuneTest do
     assert {:ok, %{"pong" => true}} = FineTune.ping(s)
   end
 
+  test "calls from many processes at once (straight to the port) each get their own reply", %{s: s} do
+    results =
+      1..64
+      |> Enum.map(fn i -> Task.async(fn -> {i, FineTune.ping([data: %{"n" => i}] ++ s)} end) end)
+      |> Enum.map(&Task.await(&1, 10_000))
+
+    for {i, r} <- results, do: assert({:ok, %{"pong" => true, "data" => %{"n" => ^i}}} = r)
+  end
+
+  test "a call that times out before its reply returns :timeout; the server keeps serving", %{s: s} do
+    # timeout 0: the reply cannot be there yet; the request is cancelled and a late reply is dropped
+    assert {:error, :timeout} = FineTune.call("ping", %{}, [timeout: 0] ++ s)
+    assert {:ok, %{"pong" => true}} = FineTune.ping(s)
+    refute_receive _, 50
+  end
+
   test "a call that times out returns :timeout and its job is cancelled in the sidecar", %{s: s} do
     assert {:error, :timeout} = FineTune.dataset_validate(generated(20_000), [timeout: 300, job: "slow"] ++ s)
 

@@ -9,7 +9,7 @@
 // output (EPIPE) is the same news.
 import type { Readable, Writable } from 'node:stream';
 import { CollectionLog } from '../data/collect/log.js';
-import { encodeFrame, unpack } from './codec.js';
+import { encodeFrame, encodeFrameChunks, unpack } from './codec.js';
 import { PortError, toErrorPayload, type ErrorPayload } from './errors.js';
 import { FrameReader } from './frames.js';
 import { JobRegistry, type JobEvent } from './jobs.js';
@@ -49,7 +49,9 @@ export class PortServer {
   private readonly methods: Record<string, MethodSpec>;
   private readonly reader: FrameReader;
   private readonly jobs: JobRegistry;
-  private readonly inFlight = new Map<string, AbortController>();
+  private readonly inFlight = new Map<string, LazyAbort>();
+  /** what every request's context shares (built once: a context per request is a hot-path cost) */
+  private readonly ctxBase: Omit<CallContext, 'signal'>;
   private readonly logs = new Map<string, Promise<CollectionLog>>();
   private readonly pauses = new Set<'inflight' | 'output'>();
   private closing: Promise<number> | undefined;
@@ -68,6 +70,7 @@ export class PortServer {
         this.replyError(id, { code: 'frame_too_large', message: `a frame of ${length} bytes is over the maximum of ${this.opts.maxFrameBytes}; it was skipped unread`, details: { bytes: length, max: this.opts.maxFrameBytes } }),
     });
     this.jobs = new JobRegistry((ev) => this.sendEvent(ev), this.opts.maxJobs);
+    this.ctxBase = this.contextBase();
   }
 
   start(): this {
@@ -157,14 +160,17 @@ export class PortServer {
       return this.replyError(id, e);
     }
     const key = id === null ? null : String(id);
-    const controller = new AbortController();
+    const controller = new LazyAbort();
     if (key !== null) this.inFlight.set(key, controller);
-    this.setPaused('inflight', this.inFlight.size >= this.opts.maxInFlight);
+    if (this.inFlight.size >= this.opts.maxInFlight) this.setPaused('inflight', true);
     try {
-      const ctx = this.context(controller.signal);
+      const ctx = new RequestContext(this.ctxBase, controller);
       let result: unknown;
-      if (spec.kind === 'call') result = await spec.run(parsed.data, ctx);
-      else {
+      if (spec.kind === 'call') {
+        result = spec.run(parsed.data, ctx);
+        // a synchronous method's reply goes out now; only a promise is awaited
+        if (isThenable(result)) result = await result;
+      } else {
         const p = parsed.data as { job?: string; credits?: number };
         const runner = spec.run(parsed.data, ctx);
         const job = this.jobs.create(method, p.job, p.credits ?? 0);
@@ -177,19 +183,18 @@ export class PortServer {
           );
         });
       }
-      if (!controller.signal.aborted) this.reply(id, result);
+      if (!controller.aborted) this.reply(id, result);
     } catch (e) {
-      if (!controller.signal.aborted) this.replyError(id, toErrorPayload(e));
+      if (!controller.aborted) this.replyError(id, toErrorPayload(e));
     } finally {
       if (key !== null) this.inFlight.delete(key);
-      this.setPaused('inflight', this.inFlight.size >= this.opts.maxInFlight);
+      if (this.pauses.has('inflight') && this.inFlight.size < this.opts.maxInFlight) this.setPaused('inflight', false);
     }
   }
 
-  private context(signal: AbortSignal): CallContext {
+  private contextBase(): Omit<CallContext, 'signal'> {
     return {
       workspace: this.workspace,
-      signal,
       log: (level, message, data) => this.log(level, message, data),
       collectionLog: (dir) => {
         let l = this.logs.get(dir);
@@ -235,18 +240,26 @@ export class PortServer {
   /** Writes one frame; false (and input paused) when the output holds more than its high-water mark. */
   private write(msg: unknown): boolean {
     if (this.outputBroken) return true;
-    let frame: Buffer;
+    let frame: Buffer[];
     try {
-      frame = encodeFrame(msg);
+      frame = encodeFrameChunks(msg);
     } catch (e) {
       const id = (msg as { id?: unknown }).id;
       if (id === undefined) throw e;
-      frame = encodeFrame({ id, error: { code: 'internal', message: `the reply could not be encoded: ${(e as Error).message}`, details: {} } });
+      frame = [encodeFrame({ id, error: { code: 'internal', message: `the reply could not be encoded: ${(e as Error).message}`, details: {} } })];
     }
-    if (frame.length - 4 > this.opts.maxFrameBytes && (msg as { id?: unknown }).id !== undefined) {
-      frame = encodeFrame({ id: (msg as { id: unknown }).id, error: { code: 'frame_too_large', message: `the reply of ${frame.length - 4} bytes is over the maximum frame of ${this.opts.maxFrameBytes}`, details: { bytes: frame.length - 4, max: this.opts.maxFrameBytes } } });
+    let bytes = 0;
+    for (const c of frame) bytes += c.length;
+    if (bytes - 4 > this.opts.maxFrameBytes && (msg as { id?: unknown }).id !== undefined) {
+      frame = [encodeFrame({ id: (msg as { id: unknown }).id, error: { code: 'frame_too_large', message: `the reply of ${bytes - 4} bytes is over the maximum frame of ${this.opts.maxFrameBytes}`, details: { bytes: bytes - 4, max: this.opts.maxFrameBytes } } })];
     }
-    this.io.output.write(frame);
+    if (frame.length === 1) this.io.output.write(frame[0]);
+    else {
+      // big bins go out by reference: one gathered write (writev) of the frame's pieces
+      this.io.output.cork();
+      for (const c of frame) this.io.output.write(c);
+      this.io.output.uncork();
+    }
     const congested = this.io.output.writableLength > this.opts.outputHighWaterBytes;
     if (congested) this.setPaused('output', true);
     return !congested;
@@ -260,6 +273,62 @@ export class PortServer {
     else this.io.input.resume();
   }
 }
+
+/**
+ * A request's abort: the AbortController (costly to create, and most requests never look at their
+ * signal) is made only when the method reads `signal`; an abort before that is replayed on it.
+ */
+class LazyAbort {
+  aborted = false;
+  reason: unknown;
+  private controller: AbortController | undefined;
+
+  get signal(): AbortSignal {
+    if (!this.controller) {
+      this.controller = new AbortController();
+      if (this.aborted) this.controller.abort(this.reason);
+    }
+    return this.controller.signal;
+  }
+
+  abort(reason: unknown): void {
+    if (this.aborted) return;
+    this.aborted = true;
+    this.reason = reason;
+    this.controller?.abort(reason);
+  }
+}
+
+/** A method's CallContext: the server's shared parts and this request's (lazy) signal. */
+class RequestContext implements CallContext {
+  readonly workspace: CallContext['workspace'];
+  readonly log: CallContext['log'];
+  readonly collectionLog: CallContext['collectionLog'];
+  readonly jobs: CallContext['jobs'];
+  readonly grant: CallContext['grant'];
+  readonly cancelRequest: CallContext['cancelRequest'];
+  readonly settings: CallContext['settings'];
+
+  constructor(
+    base: Omit<CallContext, 'signal'>,
+    private readonly abort: LazyAbort,
+  ) {
+    this.workspace = base.workspace;
+    this.log = base.log;
+    this.collectionLog = base.collectionLog;
+    this.jobs = base.jobs;
+    this.grant = base.grant;
+    this.cancelRequest = base.cancelRequest;
+    this.settings = base.settings;
+  }
+
+  get signal(): AbortSignal {
+    return this.abort.signal;
+  }
+}
+
+const isThenable = (v: unknown): v is PromiseLike<unknown> =>
+  v !== null && (typeof v === 'object' || typeof v === 'function') && typeof (v as { then?: unknown }).then === 'function';
 
 const delay = (ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref());
 

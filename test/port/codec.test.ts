@@ -1,6 +1,6 @@
 // The sidecar's codec against the cross-language vectors, integer widths both ways, and the framing
 // parser's bounds.
-import { encodeFrame, pack, unpack, widenIntegers } from '../../src/port/codec.js';
+import { BIG_BIN_BYTES, encodeFrame, encodeFrameChunks, pack, unpack, widenIntegers } from '../../src/port/codec.js';
 import { FrameReader, peekRequestId } from '../../src/port/frames.js';
 import { jsValue, loadVectors, vectorBytes } from './vectors.js';
 
@@ -54,6 +54,18 @@ describe('integers', () => {
 });
 
 describe('framing', () => {
+  test('encodeFrameChunks: the same bytes as encodeFrame, big bins referenced, not copied', () => {
+    const a = Buffer.alloc(BIG_BIN_BYTES, 1);
+    const b = new Uint8Array(3 * BIG_BIN_BYTES + 5).fill(2);
+    const value = { id: 2 ** 40, result: { pong: true, data: a, list: [b, Buffer.alloc(10, 3), { c: a }], n: -1 } };
+    const chunks = encodeFrameChunks(value);
+    expect(Buffer.concat(chunks).equals(encodeFrame(value))).toBe(true);
+    expect(chunks.filter((c) => c.buffer === a.buffer).length).toBe(2);
+    expect(chunks.some((c) => c.buffer === b.buffer)).toBe(true);
+    const small = { id: 1, result: { data: Buffer.alloc(BIG_BIN_BYTES - 1) } };
+    expect(encodeFrameChunks(small)).toEqual([encodeFrame(small)]);
+  });
+
   test('encodeFrame puts the body length in front', () => {
     const f = encodeFrame({ id: 1 });
     expect(f.readUInt32BE(0)).toBe(f.length - 4);

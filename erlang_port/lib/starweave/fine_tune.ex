@@ -201,8 +201,14 @@ defmodule Starweave.FineTune do
   @doc "Any method of the protocol by name (docs/PROTOCOL.md)."
   @spec call(String.t(), map, opts) :: result(term)
   def call(method, params \\ %{}, opts \\ []) do
+    server = server(opts)
     timeout = opts[:timeout] || default_timeout(opts)
-    safe_call(server(opts), {:call, method, stringify(params), timeout}, timeout)
+
+    case is_atom(server) and :persistent_term.get({__MODULE__, :direct, server}, nil) do
+      # a named server: straight to its port (the reply still comes through the server)
+      direct when is_tuple(direct) -> Server.direct_call(direct, method, stringify(params), timeout)
+      _ -> safe_call(server, {:call, method, stringify(params), timeout}, timeout)
+    end
   end
 
   # ------------------------------------------------------------------------------------------- helpers

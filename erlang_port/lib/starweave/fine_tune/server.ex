@@ -14,7 +14,7 @@ defmodule Starweave.FineTune.Server do
   # a subscriber whose mailbox holds more than this many messages gets no new credits until it catches up
   @mailbox_limit 256
 
-  defstruct [:port, :os_pid, :opts, next_id: 1, pending: %{}, jobs: %{}, raw_waiters: []]
+  defstruct [:port, :os_pid, :opts, :table, :ids, pending: %{}, jobs: %{}, raw_waiters: []]
 
   def start_link(opts) when is_map(opts) do
     gen_opts = if opts.name, do: [name: opts.name], else: []
@@ -49,8 +49,106 @@ defmodule Starweave.FineTune.Server do
       ])
 
     {:os_pid, os_pid} = Port.info(port, :os_pid)
-    if opts.name, do: :persistent_term.put({Starweave.FineTune, :timeout, opts.name}, opts.timeout)
-    {:ok, %__MODULE__{port: port, os_pid: os_pid, opts: opts}}
+    # calls go straight from the caller to the port (direct_call/4): the caller takes an id, leaves its
+    # address in this table and writes its frame; this process matches the reply and sends it on
+    table = :ets.new(__MODULE__, [:set, :public, write_concurrency: true])
+    ids = :atomics.new(1, signed: false)
+
+    if opts.name do
+      :persistent_term.put({Starweave.FineTune, :timeout, opts.name}, opts.timeout)
+
+      :persistent_term.put(
+        {Starweave.FineTune, :direct, opts.name},
+        {port, table, ids, opts.max_frame_bytes, self()}
+      )
+    end
+
+    {:ok, %__MODULE__{port: port, os_pid: os_pid, opts: opts, table: table, ids: ids}}
+  end
+
+  # ------------------------------------------------------------------------------- calls, in the caller
+
+  @doc false
+  # A call without a hop through the server on the way out: the caller numbers its request, registers
+  # itself, writes the frame to the port and waits; the server forwards the reply. Same results as the
+  # {:call, ...} path: {:ok, r}, {:error, %Error{}}, {:error, :timeout} (the sidecar is told to cancel),
+  # {:error, :sidecar_exited}.
+  def direct_call({port, table, ids, max_frame_bytes, server}, method, params, timeout) do
+    id = :atomics.add_get(ids, 1, 1)
+    frame = request_frame(id, method, params)
+    size = IO.iodata_length(frame)
+
+    if size > max_frame_bytes do
+      {:error,
+       %Error{
+         code: :frame_too_large,
+         message: "the request of #{size} bytes is over the maximum frame of #{max_frame_bytes}",
+         details: %{"bytes" => size, "max" => max_frame_bytes}
+       }}
+    else
+      started =
+        if Telemetry.enabled?() do
+          Telemetry.execute([:call, :start], %{system_time: System.system_time()}, %{method: method, id: id})
+          System.monotonic_time()
+        end
+
+      mref = Process.monitor(server)
+
+      try do
+        :ets.insert(table, {id, self(), mref, method, started})
+        Port.command(port, frame)
+      rescue
+        ArgumentError ->
+          Process.demonitor(mref, [:flush])
+          {:error, :sidecar_exited}
+      else
+        _ -> await_direct(port, table, id, mref, timeout, %{method: method, started: started})
+      end
+    end
+  end
+
+  defp await_direct(port, table, id, mref, timeout, entry) do
+    receive do
+      {^mref, reply} ->
+        Process.demonitor(mref, [:flush])
+        reply
+
+      {:DOWN, ^mref, _, _, _} ->
+        {:error, :sidecar_exited}
+    after
+      timeout ->
+        taken =
+          try do
+            :ets.take(table, id)
+          rescue
+            ArgumentError -> :gone
+          end
+
+        case taken do
+          [_] ->
+            # the caller has its answer; the sidecar drops the work (and its reply)
+            try do
+              Port.command(port, MsgPack.encode!(%{method: "cancel", params: %{id: id}}))
+            rescue
+              ArgumentError -> :ok
+            end
+
+            Process.demonitor(mref, [:flush])
+            call_exception(entry, :timeout)
+            {:error, :timeout}
+
+          _ ->
+            # the server has taken the entry: its reply (or its exit) is on the way
+            receive do
+              {^mref, reply} ->
+                Process.demonitor(mref, [:flush])
+                reply
+
+              {:DOWN, ^mref, _, _, _} ->
+                {:error, :sidecar_exited}
+            end
+        end
+    end
   end
 
   # ------------------------------------------------------------------------------------------- requests
@@ -103,8 +201,8 @@ defmodule Starweave.FineTune.Server do
   end
 
   defp request(s, method, params, entry, timeout) do
-    id = s.next_id
-    frame = MsgPack.encode!(%{id: id, method: method, params: params})
+    id = :atomics.add_get(s.ids, 1, 1)
+    frame = request_frame(id, method, params)
     size = IO.iodata_length(frame)
 
     if size > s.opts.max_frame_bytes do
@@ -118,11 +216,29 @@ defmodule Starweave.FineTune.Server do
     else
       Port.command(s.port, frame)
       timer = timeout && Process.send_after(self(), {:call_timeout, id}, timeout)
-      started = System.monotonic_time()
-      Telemetry.execute([:call, :start], %{system_time: System.system_time()}, %{method: method, id: id})
+
+      # the clock and the telemetry event only where a host listens (a hot-path cost otherwise)
+      started =
+        if Telemetry.enabled?() do
+          Telemetry.execute([:call, :start], %{system_time: System.system_time()}, %{method: method, id: id})
+          System.monotonic_time()
+        end
+
       entry = Map.merge(entry, %{timer: timer, method: method, started: started})
-      {:noreply, %{s | next_id: id + 1, pending: Map.put(s.pending, id, entry)}}
+      {:noreply, %{s | pending: Map.put(s.pending, id, entry)}}
     end
+  end
+
+  # %{id: id, method: method, params: params} as MessagePack, "id" first (the sidecar reads the id of a
+  # frame it refuses from its first bytes), as iodata: the params' big binaries are referenced, not copied
+  defp request_frame(id, method, params) do
+    [
+      <<0x83, 0xA2, "id">>,
+      MsgPack.encode!(id),
+      <<0xA6, "method">>,
+      MsgPack.encode!(method),
+      <<0xA6, "params">> | MsgPack.encode!(params)
+    ]
   end
 
   defp drop_job_on_error(s, %{kind: {:job_start, job, _}}) do
@@ -211,8 +327,20 @@ defmodule Starweave.FineTune.Server do
 
   defp handle_message(%{"id" => id} = m, s) when is_map_key(m, "result") or is_map_key(m, "error") do
     case Map.pop(s.pending, id) do
-      {nil, _} -> orphan_reply(m, s)
-      {entry, pending} -> settle(entry, m, %{s | pending: pending})
+      {nil, _} ->
+        case :ets.take(s.table, id) do
+          [{_, pid, mref, method, started}] ->
+            reply = to_reply(m)
+            send(pid, {mref, reply})
+            call_stop(%{method: method, started: started}, reply)
+            s
+
+          [] ->
+            orphan_reply(m, s)
+        end
+
+      {entry, pending} ->
+        settle(entry, m, %{s | pending: pending})
     end
   end
 
@@ -243,9 +371,9 @@ defmodule Starweave.FineTune.Server do
   end
 
   defp settle(%{kind: :call} = entry, m, s) do
-    if entry.timer, do: cancel_timer(entry.timer)
     reply = to_reply(m)
     GenServer.reply(entry.from, reply)
+    if entry.timer, do: cancel_timer(entry.timer)
     call_stop(entry, reply)
     s
   end
@@ -380,8 +508,22 @@ defmodule Starweave.FineTune.Server do
     end
 
     for from <- s.raw_waiters, do: GenServer.reply(from, {:error, reason})
+
+    for {id, _, _, _, _} <- :ets.tab2list(s.table) do
+      case :ets.take(s.table, id) do
+        [{_, pid, mref, method, started}] ->
+          send(pid, {mref, {:error, reason}})
+          call_exception(%{method: method, started: started}, reason)
+
+        [] ->
+          :ok
+      end
+    end
+
     %{s | pending: %{}, jobs: %{}, raw_waiters: []}
   end
+
+  defp call_stop(%{started: nil}, _reply), do: :ok
 
   defp call_stop(entry, reply) do
     Telemetry.execute(
@@ -390,6 +532,8 @@ defmodule Starweave.FineTune.Server do
       %{method: entry.method, result: elem(reply, 0)}
     )
   end
+
+  defp call_exception(%{started: nil}, _reason), do: :ok
 
   defp call_exception(entry, reason) do
     Telemetry.execute(
@@ -402,10 +546,11 @@ defmodule Starweave.FineTune.Server do
   # ------------------------------------------------------------------------------------------ shutdown
 
   @impl true
-  def terminate(_reason, %{port: nil}), do: :ok
+  def terminate(_reason, %{port: nil} = s), do: forget(s)
 
   def terminate(_reason, s) do
     s = fail_all(s, :sidecar_exited)
+    forget(s)
 
     try do
       Port.close(s.port)
@@ -427,6 +572,18 @@ defmodule Starweave.FineTune.Server do
 
     :ok
   end
+
+  # callers stop writing to this port (a restarted server puts its own entry)
+  defp forget(%{opts: %{name: name}, port: port}) when name != nil do
+    case :persistent_term.get({Starweave.FineTune, :direct, name}, nil) do
+      {^port, _, _, _, _} -> :persistent_term.erase({Starweave.FineTune, :direct, name})
+      _ -> :ok
+    end
+
+    :ok
+  end
+
+  defp forget(_s), do: :ok
 
   @doc false
   def os_alive?(os_pid) do

@@ -12,6 +12,10 @@ defmodule Starweave.FineTune.Telemetry do
     available
   end
 
+  @doc "Whether events are emitted (callers skip building measurements otherwise)."
+  @spec enabled?() :: boolean
+  def enabled?, do: :persistent_term.get(@key, false)
+
   @spec execute([atom], map, map) :: :ok
   def execute(event, measurements, metadata) do
     if :persistent_term.get(@key, false) do
