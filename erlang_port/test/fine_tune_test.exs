@@ -39,7 +39,7 @@ defmodule Starweave.FineTuneTest do
     assert {:ok, %{"protocol" => 1, "name" => "starweave-finetune", "methods" => methods}} =
              FineTune.version(s)
 
-    assert methods["train.start"] == %{"kind" => "pending", "issue" => 5}
+    assert methods["train.start"] == %{"kind" => "job"}
   end
 
   test "dataset validation: an error reply naming the field, then a report", %{s: s} do
@@ -84,7 +84,8 @@ defmodule Starweave.FineTuneTest do
   end
 
   test "methods whose library part has not landed reply not_implemented", %{s: s} do
-    assert {:error, %Error{code: :not_implemented, details: %{"issue" => 5}}} = FineTune.train_start(%{}, s)
+    # training runs have landed: a start without a run config is invalid params, not not_implemented
+    assert {:error, %Error{code: :invalid_params}} = FineTune.train_start(%{}, s)
 
     assert {:error, %Error{code: :not_implemented, details: %{"issue" => 3}}} =
              FineTune.generate(%{prompt: "hi"}, s)

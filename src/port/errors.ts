@@ -16,6 +16,7 @@ export const ERROR_CODES = [
   'data_error', // the data pipeline refused its input: details.file/line/path
   'strict_mode', // a strict build with input rejects: details.rejects
   'model_error',
+  'training_error', // a training run failed: the message names why (config path, memory, non-finite steps)
   'job_not_found',
   'cancelled',
   'busy', // too many jobs running

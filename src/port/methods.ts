@@ -18,6 +18,8 @@ import { dirname } from 'node:path';
 import { invalidParams, PortError } from './errors.js';
 import type { DataJobInput, DataJobMessage } from './data-worker.js';
 import type { Job } from './jobs.js';
+import type { CheckpointEvent, StartEvent } from '../train/runner.js';
+import { loadRunConfigFile, type RunConfig } from '../train/config.js';
 import type { Workspace } from './workspace.js';
 
 export const PROTOCOL_VERSION = 1;
@@ -53,6 +55,49 @@ const pending = (summary: string, issue: number, what: string): MethodSpec => ({
 
 /** Params of every job start: an optional job id chosen by the client, and its initial event credits. */
 const JobStart = { job: z.string().min(1).max(200).optional(), credits: z.number().int().min(0).max(100_000).default(0) };
+
+const TrainStart = z.strictObject({
+  ...JobStart,
+  /** a run config file (JSON) inside the workspace; its relative paths resolve against its folder */
+  config: z.string().min(1),
+  /** overrides output.runs_dir */
+  runs_dir: z.string().min(1).optional(),
+});
+
+/**
+ * A training run inside the sidecar: the native core runs every step off the event loop (async ops), so
+ * pings and other requests are served while it trains. Cancel (or the sidecar's input closing) stops it
+ * at the next step boundary with a checkpoint, from which `starweave-ft train --resume RUN_DIR` continues.
+ */
+async function runTrainingJob(config: RunConfig, job: Job, ctx: CallContext): Promise<unknown> {
+  const { startTraining } = await import('../train/runner.js');
+  const run = startTraining(config);
+  job.abort.signal.addEventListener('abort', () => run.cancel(), { once: true });
+  job.onCheckpoint = async () => {
+    run.cancel();
+    await run.done.catch(() => undefined);
+  };
+  run.on('start', (e: StartEvent) => job.emit('start', { runDir: ctx.workspace.relative(e.runDir), resumedFromStep: e.resumedFromStep }));
+  run.on('step', (e: Record<string, unknown>) => {
+    const { type: _t, ...data } = e;
+    job.emit('step', data, { coalesce: true });
+  });
+  run.on('eval', (e: Record<string, unknown>) => {
+    const { type: _t, ...data } = e;
+    job.emit('eval', data);
+  });
+  run.on('checkpoint', (e: CheckpointEvent) => job.emit('checkpoint', { step: e.step, dir: ctx.workspace.relative(e.path) }));
+  try {
+    const r = await run.done;
+    return {
+      status: r.status, runDir: ctx.workspace.relative(r.runDir), steps: r.steps, totalSteps: r.totalSteps, lastLoss: r.lastLoss,
+      bestEvalLoss: r.bestEvalLoss, evals: r.evals, adapterDir: r.adapterDir && ctx.workspace.relative(r.adapterDir),
+      checkpoint: r.checkpoint && ctx.workspace.relative(r.checkpoint), gate: r.evaluation?.gate ?? null,
+    };
+  } catch (e) {
+    throw new PortError('training_error', (e as Error).message, { method: 'train.start' });
+  }
+}
 
 const StoreParam = z.string().min(1).default(join('.starweave', 'datasets'));
 
@@ -234,10 +279,29 @@ export const METHODS: Record<string, MethodSpec> = {
     return { ok: true };
   }),
 
-  'train.start': pending('starts a LoRA training run (job: step/loss/eval events, checkpoint on stop)', 5, 'training runs'),
-  'train.status': pending('a training run: step, loss, checkpoints', 5, 'training runs'),
-  'train.cancel': pending('stops a training run after a checkpoint', 5, 'training runs'),
-  'train.list': pending('the training runs in the workspace', 5, 'training runs'),
+  'train.start': job('starts a LoRA training run (events: start, step, eval, checkpoint; result: the run summary)', TrainStart, (p, ctx) => {
+    // the config is read and its paths checked here, so that a bad one is the start request's error reply
+    const config = loadRunConfigFile(ctx.workspace.resolve(p.config, 'params.config'));
+    if (p.runs_dir) config.output.runs_dir = ctx.workspace.resolve(p.runs_dir, 'params.runs_dir');
+    ctx.workspace.resolve(config.model.dir, 'params.config: model.dir');
+    ctx.workspace.resolve(config.output.runs_dir, 'params.config: output.runs_dir');
+    if ('store' in config.dataset) ctx.workspace.resolve(config.dataset.store, 'params.config: dataset.store');
+    return (j) => runTrainingJob(config, j, ctx);
+  }),
+  'train.status': call('a training run: status, steps, losses, held-out evaluation, checkpoints', z.strictObject({ run: z.string().min(1) }), async (p, ctx) => {
+    const { summarizeRun } = await import('../train/runs.js');
+    return summarizeRun(ctx.workspace.resolve(p.run, 'params.run'));
+  }),
+  'train.cancel': call('stops a running training job at the next step boundary, leaving a checkpoint', z.strictObject({ job: z.string().min(1) }), (p, ctx) => {
+    const j = ctx.jobs.get(p.job);
+    if (j.method !== 'train.start') throw new PortError('invalid_params', `job ${p.job} is a ${j.method} job, not a training run`, { path: 'params.job' });
+    j.abort.abort();
+    return { job: p.job, status: 'cancelling' };
+  }),
+  'train.list': call('the training runs in a runs directory, oldest first', z.strictObject({ runs_dir: z.string().min(1).default(join('.starweave', 'runs')) }).default({ runs_dir: join('.starweave', 'runs') }), async (p, ctx) => {
+    const { listRuns } = await import('../train/runs.js');
+    return listRuns(ctx.workspace.resolve(p.runs_dir, 'params.runs_dir'));
+  }),
   'eval.run': pending('evaluates base vs tuned on held-out data (job)', 5, 'evaluation'),
   generate: pending('generates text (job: one token event per token)', 3, 'generation through the port'),
   export: pending('exports an adapter (PEFT safetensors, GGUF + Modelfile, ONNX)', 7, 'exports'),

@@ -34,7 +34,7 @@ test('version, ping with a bin payload, and a log frame first', async () => {
   expect(hello).toMatchObject({ log: 'info', message: 'sidecar ready' });
   const v = (await c.call('version')).result as Record<string, unknown>;
   expect(v).toMatchObject({ name: 'starweave-finetune', protocol: 1 });
-  expect((v.methods as Record<string, unknown>)['train.start']).toEqual({ kind: 'pending', issue: 5 });
+  expect((v.methods as Record<string, unknown>)['train.start']).toEqual({ kind: 'job' });
   const payload = Buffer.alloc(1 << 20, 0xab);
   const r = await c.call('ping', { data: payload });
   expect(Buffer.compare((r.result as { data: Buffer }).data, payload)).toBe(0);
@@ -57,7 +57,8 @@ test('every kind of bad input gets an error reply and the sidecar keeps serving'
   expect(err(await c.call('ping', { data: 1, extra: 2 }))).toMatchObject({ code: 'invalid_params' });
   const nf = err(await c.call('generate', { prompt: 'x' }));
   expect(nf).toMatchObject({ code: 'not_implemented', details: { method: 'generate', issue: 3 } });
-  for (const m of ['train.start', 'train.status', 'train.cancel', 'train.list', 'eval.run', 'export']) expect(err(await c.call(m, {})).code).toBe('not_implemented');
+  for (const m of ['eval.run', 'export']) expect(err(await c.call(m, {})).code).toBe('not_implemented');
+  for (const m of ['train.start', 'train.status', 'train.cancel']) expect(err(await c.call(m, {})).code).toBe('invalid_params');
   expect((await c.call('ping')).result).toEqual({ pong: true, data: null });
   expect(await c.close()).toBe(0);
 });

@@ -178,9 +178,9 @@ defmodule Starweave.FineTune do
   @spec train_status(String.t(), opts) :: result(map)
   def train_status(run, opts \\ []), do: call("train.status", %{"run" => run}, opts)
 
-  @doc "Stops a training run after a checkpoint."
+  @doc "Stops a running training job (its job id) at the next step boundary, after a checkpoint."
   @spec train_cancel(String.t(), opts) :: result(map)
-  def train_cancel(run, opts \\ []), do: call("train.cancel", %{"run" => run}, opts)
+  def train_cancel(job, opts \\ []), do: call("train.cancel", %{"job" => job}, opts)
 
   @doc "The training runs in the workspace."
   @spec train_list(opts) :: result([map])

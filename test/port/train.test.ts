@@ -1,0 +1,61 @@
+// Training through the port: train.start runs a LoRA run as a job inside the sidecar (events under
+// credits, a ping answered while it trains), train.list/status see it, train.cancel stops a run at a
+// step boundary with a checkpoint, and run configs whose paths leave the workspace are refused.
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { SidecarClient, type Msg } from './sidecar.js';
+
+let ws: string;
+beforeAll(() => {
+  ws = mkdtempSync(join(tmpdir(), 'sw-port-train-'));
+  cpSync(join(process.cwd(), 'examples'), join(ws, 'examples'), { recursive: true });
+  const cfg = JSON.parse(readFileSync(join(ws, 'examples', 'run.json'), 'utf8'));
+  delete cfg.eval.metrics;
+  cfg.training = { ...cfg.training, epochs: undefined, max_steps: 12 };
+  cfg.eval.every_steps = 4;
+  cfg.checkpoint.every_steps = 4;
+  writeFileSync(join(ws, 'examples', 'short.json'), JSON.stringify(cfg));
+  writeFileSync(join(ws, 'examples', 'escape.json'), JSON.stringify({ ...cfg, output: { runs_dir: '/tmp' } }));
+  const long = { ...cfg, name: 'long', training: { ...cfg.training, max_steps: 100000 } };
+  writeFileSync(join(ws, 'examples', 'long.json'), JSON.stringify(long));
+});
+afterAll(() => rmSync(ws, { recursive: true, force: true }));
+
+const err = (m: Msg) => m.error as { code: string; message: string; details?: Record<string, unknown> };
+
+test('train.start runs a training job with events; ping is answered meanwhile; list and status see the run', async () => {
+  const c = new SidecarClient(ws);
+  const skipped: Msg[] = [];
+  const r = await c.call('train.start', { job: 't1', credits: 100, config: 'examples/short.json' }, skipped);
+  expect(r.result).toEqual({ job: 't1', status: 'running' });
+  const t0 = performance.now();
+  await c.call('ping', {}, skipped);
+  expect(performance.now() - t0).toBeLessThan(1000);
+  const done = await c.nextWhere((m) => m.job === 't1' && (m.event === 'done' || m.event === 'failed'), 120_000, skipped);
+  if (done.event !== 'done') throw new Error(JSON.stringify(done.data)); // the failure's reason, in full
+  const res = done.data as { status: string; steps: number; runDir: string; evals: { loss: number }[] };
+  expect(res).toMatchObject({ status: 'completed', steps: 12 });
+  expect(res.runDir.startsWith('.starweave/runs/')).toBe(true);
+  const names = new Set([...skipped, done].filter((m) => m.job === 't1').map((m) => m.event));
+  for (const e of ['start', 'step', 'eval', 'checkpoint', 'done']) expect(names.has(e)).toBe(true);
+  const list = (await c.call('train.list', {})).result as { dir?: string; status?: string }[];
+  expect(list).toHaveLength(1);
+  const status = (await c.call('train.status', { run: res.runDir })).result as Record<string, unknown>;
+  expect(JSON.stringify(status)).toMatch(/completed/);
+  expect(await c.close()).toBe(0);
+}, 180_000);
+
+test('train.cancel stops a run at a step boundary with a checkpoint; escaping paths are refused', async () => {
+  const c = new SidecarClient(ws);
+  const skipped: Msg[] = [];
+  const e = err(await c.call('train.start', { config: 'examples/escape.json' }));
+  expect(e).toMatchObject({ code: 'path_outside_workspace' });
+  await c.call('train.start', { job: 't2', credits: 1000, config: 'examples/long.json' }, skipped);
+  await c.nextWhere((m) => m.job === 't2' && m.event === 'step', 120_000, skipped);
+  expect((await c.call('train.cancel', { job: 't2' }, skipped)).result).toEqual({ job: 't2', status: 'cancelling' });
+  const end = await c.nextWhere((m) => m.job === 't2' && ['done', 'failed', 'cancelled'].includes(String(m.event)), 60_000, skipped);
+  const events = [...skipped, end].filter((m) => m.job === 't2');
+  expect(events.some((m) => m.event === 'checkpoint')).toBe(true);
+  expect(await c.close()).toBe(0);
+}, 180_000);
