@@ -4,6 +4,7 @@
 // a Wilson 95% confidence interval (ties reported apart).
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { mulberry32 } from '../train/data.js';
 import type { Sample } from './evaluate.js';
 
 export interface ReviewItem {
@@ -33,17 +34,6 @@ export interface ReviewOutcome {
   /** Wilson score interval at 95% for winRate */
   ci95: [number, number] | null;
   byCategory: Record<string, { tunedWins: number; baseWins: number; ties: number }>;
-}
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 function csvCell(s: string): string {
