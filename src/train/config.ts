@@ -1,17 +1,27 @@
-// The run config: one JSON file (or object) describing a fine-tuning run, validated with zod; every
-// error names its field path (and the file). Relative paths resolve against the config file's folder.
+// The run config: one JSON or YAML file (or object) describing a fine-tuning run, validated with zod;
+// every error names its field path (and the file, and for YAML the line). Relative paths resolve against
+// the config file's folder.
 import { existsSync, readFileSync } from 'node:fs';
-import { dirname, isAbsolute, resolve } from 'node:path';
+import { dirname, extname, isAbsolute, resolve } from 'node:path';
+import { isNode, LineCounter, parseDocument } from 'yaml';
 import { z } from 'zod';
 import { LORA_TARGET_MODULES } from '../model/native-model.js';
 import type { LoraTargetModule } from '../../bindings/types.js';
 import { EvalMetricsSpecSchema } from '../eval/config.js';
 
+export interface RunConfigIssue {
+  path: string;
+  message: string;
+  /** the 1-based line (and column) of the field in a YAML file, where it exists there */
+  line?: number;
+  col?: number;
+}
+
 export class RunConfigError extends Error {
   constructor(
     message: string,
     readonly file?: string,
-    readonly issues: { path: string; message: string }[] = [],
+    readonly issues: RunConfigIssue[] = [],
   ) {
     super(message);
     this.name = 'RunConfigError';
@@ -74,6 +84,18 @@ const TrainingSpec = z
     max_nonfinite_steps: z.number().int().min(1).default(3),
     /** recompute activations in the backward (less memory, slower) */
     activation_checkpointing: z.boolean().default(false),
+    /**
+     * which tokens the loss learns: 'assistant' (the assistant turns and their end-of-turn token; TRL's
+     * assistant_only_loss, axolotl's train_on_inputs: false) or 'all' (every token after the first;
+     * axolotl's train_on_inputs: true). Held-out loss follows the same choice.
+     */
+    loss_on: z.enum(['assistant', 'all']).default('assistant'),
+    /**
+     * the training mix: examples of a category appear this many times per epoch (1: as in the dataset;
+     * 2.5: twice, and a third time with probability 0.5, seeded per epoch; 0: left out). Categories not
+     * named keep 1. The pipeline's remediation raises the failing categories' weights.
+     */
+    category_weights: z.record(z.string().min(1), z.number().min(0).max(100)).default({}),
   })
   .refine((t) => t.epochs !== undefined || t.max_steps !== undefined, { message: 'give epochs or max_steps', path: ['epochs'] });
 
@@ -146,13 +168,16 @@ function flattenIssues(issues: Issue[], prefix: PropertyKey[]): { path: Property
   return out;
 }
 
+/** Where a field path sits in the source file (YAML), for error messages: the closest existing node. */
+export type LocateField = (path: PropertyKey[]) => { line: number; col: number } | undefined;
+
 /** Validates and defaults a run config; relative paths resolve against baseDir. Throws RunConfigError naming each field path. */
-export function parseRunConfig(input: unknown, opts: { file?: string; baseDir?: string } = {}): RunConfig {
+export function parseRunConfig(input: unknown, opts: { file?: string; baseDir?: string; locate?: LocateField } = {}): RunConfig {
   const r = RunConfigSchema.safeParse(input);
   if (!r.success) {
-    const issues = flattenIssues(r.error.issues as Issue[], []).map((i) => ({ path: pathOf(i.path), message: i.message }));
-    const where = opts.file ? `${opts.file}: ` : '';
-    throw new RunConfigError(`invalid run config:\n${issues.map((i) => `  ${where}${i.path}: ${i.message}`).join('\n')}`, opts.file, issues);
+    const issues: RunConfigIssue[] = flattenIssues(r.error.issues as Issue[], []).map((i) => ({ path: pathOf(i.path), message: i.message, ...opts.locate?.(i.path) }));
+    const where = (i: RunConfigIssue) => (opts.file ? `${opts.file}${i.line ? `:${i.line}` : ''}: ` : '');
+    throw new RunConfigError(`invalid run config:\n${issues.map((i) => `  ${where(i)}${i.path}: ${i.message}`).join('\n')}`, opts.file, issues);
   }
   const c = r.data;
   const base = opts.baseDir ?? (opts.file ? dirname(resolve(opts.file)) : process.cwd());
@@ -166,14 +191,43 @@ export function parseRunConfig(input: unknown, opts: { file?: string; baseDir?: 
   return c;
 }
 
-/** Reads and validates a run config file (JSON). */
-export function loadRunConfigFile(file: string): RunConfig {
+/** True for a .yaml / .yml file name. */
+export const isYamlFile = (file: string) => /^\.ya?ml$/i.test(extname(file));
+
+/**
+ * Reads a JSON or YAML config file (by extension: .yaml / .yml are YAML, anything else JSON) into a plain
+ * object, and a locator from field paths to YAML lines. Syntax errors name the file (and line).
+ */
+export function readConfigObject(file: string): { value: unknown; locate?: LocateField } {
   if (!existsSync(file)) throw new RunConfigError(`${file}: no such file`, file);
-  let o: unknown;
-  try {
-    o = JSON.parse(readFileSync(file, 'utf8'));
-  } catch (e) {
-    throw new RunConfigError(`${file}: not valid JSON: ${(e as Error).message}`, file);
+  const text = readFileSync(file, 'utf8');
+  if (!isYamlFile(file)) {
+    try {
+      return { value: JSON.parse(text) };
+    } catch (e) {
+      throw new RunConfigError(`${file}: not valid JSON: ${(e as Error).message}`, file);
+    }
   }
-  return parseRunConfig(o, { file });
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
+  if (doc.errors.length) {
+    const e = doc.errors[0];
+    const pos = lines.linePos(e.pos[0]);
+    throw new RunConfigError(`${file}:${pos.line}:${pos.col}: not valid YAML: ${e.message.split('\n')[0]}`, file, [{ path: '(root)', message: e.message, line: pos.line, col: pos.col }]);
+  }
+  const locate: LocateField = (path) => {
+    // the deepest node on the path that exists (a missing field is reported at its parent)
+    for (let n = path.length; n >= 0; n--) {
+      const node = n === 0 ? doc.contents : doc.getIn(path.slice(0, n) as unknown[], true);
+      if (isNode(node) && node.range) return lines.linePos(node.range[0]);
+    }
+    return undefined;
+  };
+  return { value: doc.toJS({ maxAliasCount: 100 }), locate };
+}
+
+/** Reads and validates a run config file (JSON, or YAML for .yaml / .yml). */
+export function loadRunConfigFile(file: string): RunConfig {
+  const { value, locate } = readConfigObject(file);
+  return parseRunConfig(value, { file, locate });
 }

@@ -1,8 +1,9 @@
 // The training data loader: examples rendered by the model's chat template into token ids with an
-// assistant-only loss mask, turned into next-token targets (-100 where not learned), truncated to
-// max_seq_len, optionally packed several to a row (segment ids keep attention inside each example,
-// positions restart per example), shuffled per epoch from the seed. The plan of an epoch is a pure
-// function of (examples, config, seed, epoch), so a position (epoch, index) is all a resume needs.
+// assistant-only loss mask (or every token: loss_on 'all'), turned into next-token targets (-100 where
+// not learned), truncated to max_seq_len, optionally packed several to a row (segment ids keep attention
+// inside each example, positions restart per example), mixed by category weights and shuffled per epoch
+// from the seed. The plan of an epoch is a pure function of (examples, config, seed, epoch), so a
+// position (epoch, index) is all a resume needs.
 import type { ChatMessage } from '../model/tokenizer.js';
 import type { TokenBatch } from '../model/native-model.js';
 
@@ -17,7 +18,12 @@ export interface TokenizedExample {
   counted: number;
   /** tokens cut off by max_seq_len */
   truncated: number;
+  /** the record's category, when it has one (category weights act on it) */
+  category?: string;
 }
+
+/** Which tokens are learned: the assistant turns (the chat template's loss mask) or all of them. */
+export type LossOn = 'assistant' | 'all';
 
 export interface TokenizeStats {
   examples: number;
@@ -29,16 +35,23 @@ export interface TokenizeStats {
   countedTokens: number;
 }
 
-/** Renders each example and builds next-token targets: targets[i] = ids[i+1] where lossMask[i+1], else -100. */
+/**
+ * Renders each example and builds next-token targets: targets[i] = ids[i+1] where lossMask[i+1] (loss on
+ * 'assistant'; with 'all' wherever ids[i+1] exists), else -100.
+ */
 export function tokenizeExamples(
-  records: readonly { messages: readonly ChatMessage[] }[],
+  records: readonly { messages: readonly ChatMessage[]; category?: string }[],
   renderer: Renderer,
   maxSeqLen: number,
+  opts: { lossOn?: LossOn } = {},
 ): { examples: TokenizedExample[]; stats: TokenizeStats } {
   const examples: TokenizedExample[] = [];
   const stats: TokenizeStats = { examples: records.length, kept: 0, droppedNoTargets: 0, truncatedExamples: 0, tokens: 0, countedTokens: 0 };
+  const all = opts.lossOn === 'all';
   for (const rec of records) {
-    const { ids, lossMask } = renderer.render(rec.messages);
+    const rendered = renderer.render(rec.messages);
+    const ids = rendered.ids;
+    const lossMask = all ? null : rendered.lossMask;
     const n = Math.min(ids.length, maxSeqLen);
     const out = new Int32Array(n);
     const targets = new Int32Array(n);
@@ -46,7 +59,7 @@ export function tokenizeExamples(
     for (let i = 0; i < n; i++) {
       out[i] = ids[i];
       // the last kept token may still predict the first cut-off one
-      const learn = i + 1 < ids.length && lossMask[i + 1];
+      const learn = i + 1 < ids.length && (lossMask === null || lossMask[i + 1]);
       targets[i] = learn ? ids[i + 1] : -100;
       if (learn) counted++;
     }
@@ -56,7 +69,7 @@ export function tokenizeExamples(
       stats.droppedNoTargets++;
       continue;
     }
-    examples.push({ ids: out, targets, counted, truncated });
+    examples.push({ ids: out, targets, counted, truncated, ...(rec.category !== undefined ? { category: rec.category } : {}) });
     stats.kept++;
     stats.tokens += n;
     stats.countedTokens += counted;
@@ -174,6 +187,25 @@ export interface LoaderOptions {
   padId: number;
   /** shuffle each epoch (default true; eval loaders keep the order) */
   shuffle?: boolean;
+  /** times per epoch each example of a category appears (training.category_weights); absent: 1 */
+  categoryWeights?: Readonly<Record<string, number>>;
+}
+
+/**
+ * The examples of one epoch with category weights applied: an example of weight w appears floor(w) times,
+ * and once more with probability w - floor(w) (a draw seeded by (seed, epoch)); no weights: each once.
+ */
+export function weightedIndices(examples: readonly { category?: string }[], weights: Readonly<Record<string, number>> | undefined, seed: number): number[] {
+  if (!weights || Object.keys(weights).length === 0) return examples.map((_, i) => i);
+  const rnd = mulberry32(seed);
+  const out: number[] = [];
+  examples.forEach((e, i) => {
+    const w = e.category !== undefined && weights[e.category] !== undefined ? weights[e.category] : 1;
+    const whole = Math.floor(w);
+    const extra = w - whole > 0 && rnd() < w - whole ? 1 : 0;
+    for (let k = 0; k < whole + extra; k++) out.push(i);
+  });
+  return out;
 }
 
 /** An endless, resumable stream of micro-batches over the examples, epoch after epoch. */
@@ -192,8 +224,10 @@ export class DataLoader {
   /** The micro-batches of an epoch (rows of example indices). */
   epochPlan(epoch: number): Row[][] {
     if (epoch !== this.planEpoch) {
-      const { seed, shuffle = true, maxSeqLen, packing, microBatch } = this.opts;
-      const order = shuffle ? shuffledOrder(this.examples.length, mixSeed(seed, 0x5eed, epoch)) : this.examples.map((_, i) => i);
+      const { seed, shuffle = true, maxSeqLen, packing, microBatch, categoryWeights } = this.opts;
+      const pool = weightedIndices(this.examples, categoryWeights, mixSeed(seed, 0x3a1c, epoch));
+      if (pool.length === 0) throw new Error(`epoch ${epoch} has no examples: training.category_weights leave none in (weights ${JSON.stringify(categoryWeights)})`);
+      const order = shuffle ? shuffledOrder(pool.length, mixSeed(seed, 0x5eed, epoch)).map((k) => pool[k]) : pool;
       const rows = packRows(this.examples, order, maxSeqLen, packing);
       const batches: Row[][] = [];
       for (let i = 0; i < rows.length; i += microBatch) batches.push(rows.slice(i, i + microBatch));

@@ -50,6 +50,8 @@ export interface Preflight {
   /** tokens per epoch (all rows) and counted (learned) tokens per epoch */
   tokensPerEpoch: number;
   countedTokensPerEpoch: number;
+  /** examples per category in the first epoch's plan (category weights applied; '(none)': no category) */
+  categoryMix: Record<string, number>;
   microBatchesPerEpoch: number;
   totalSteps: number;
   /** one measured warm-up micro-batch (forward + backward) */
@@ -347,10 +349,10 @@ async function runTraining(job: TrainingJob, input: RunConfigInput | RunConfig |
   const tok = files.tokenizer;
   if (!tok) throw new TrainingError(`model.dir: ${c.model.dir} has no tokenizer.json`);
   const data = await loadDataset(c, tok);
-  const train = tokenizeExamples(data.train, tok, t.max_seq_len);
-  const held = tokenizeExamples(data.heldout, tok, t.max_seq_len);
+  const train = tokenizeExamples(data.train, tok, t.max_seq_len, { lossOn: t.loss_on });
+  const held = tokenizeExamples(data.heldout, tok, t.max_seq_len, { lossOn: t.loss_on });
   const padId = tok.padTokenId ?? tok.eosTokenId ?? 0;
-  const loader = new DataLoader(train.examples, { microBatch: t.micro_batch, maxSeqLen: t.max_seq_len, packing: t.packing, seed: t.seed, padId });
+  const loader = new DataLoader(train.examples, { microBatch: t.micro_batch, maxSeqLen: t.max_seq_len, packing: t.packing, seed: t.seed, padId, categoryWeights: t.category_weights });
   const evalLoader = held.examples.length
     ? new DataLoader(held.examples, { microBatch: c.eval.micro_batch ?? t.micro_batch, maxSeqLen: t.max_seq_len, packing: t.packing, seed: t.seed, padId, shuffle: false })
     : null;
@@ -422,6 +424,9 @@ async function runTraining(job: TrainingJob, input: RunConfigInput | RunConfig |
     const peak = mem.baseWeightBytes + mem.ownedWeightBytes + mem.trainableBytes * 4 + mem.activationBytes;
     const plan0 = loader.epochPlan(0);
     const tokensPerEpoch = plan0.reduce((s, rows) => s + rows.reduce((a, r) => a + r.reduce((b, i) => b + train.examples[i].ids.length, 0), 0), 0);
+    const countedPerEpoch = plan0.reduce((s, rows) => s + rows.reduce((a, r) => a + r.reduce((b, i) => b + train.examples[i].counted, 0), 0), 0);
+    const categoryMix: Record<string, number> = {};
+    for (const rows of plan0) for (const r of rows) for (const i of r) categoryMix[train.examples[i].category ?? '(none)'] = (categoryMix[train.examples[i].category ?? '(none)'] ?? 0) + 1;
     const preflight: Preflight = {
       trainableParameters: trainable,
       trainableBytes: mem.trainableBytes,
@@ -431,7 +436,8 @@ async function runTraining(job: TrainingJob, input: RunConfigInput | RunConfig |
       train: train.stats,
       heldout: held.stats,
       tokensPerEpoch,
-      countedTokensPerEpoch: train.stats.countedTokens,
+      countedTokensPerEpoch: countedPerEpoch,
+      categoryMix,
       microBatchesPerEpoch: plan0.length,
       totalSteps,
       warmupMicroBatchSeconds: warm,
