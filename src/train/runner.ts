@@ -14,7 +14,7 @@ import type { ModelFiles } from '../model/files.js';
 import { LlamaModel } from '../model/native-model.js';
 import { generateTinyModel } from '../model/tiny.js';
 import { writeFileAtomicSync } from '../model/atomic.js';
-import { writeSafetensors } from '../model/safetensors.js';
+import { writePeftAdapter } from '../deploy/peft.js';
 import { buildDataset, loadConfigFile, projectInfo } from '../data/build.js';
 import { readManifest, resolveVersion, versionDir } from '../data/store.js';
 import { parseRunConfig } from './config.js';
@@ -280,33 +280,6 @@ async function evaluate(model: LlamaModel, loader: DataLoader | null): Promise<{
   }
   const loss = tokens ? sum / tokens : NaN;
   return { loss, perplexity: Math.exp(loss), tokens };
-}
-
-function writePeftAdapter(dir: string, model: LlamaModel, c: RunConfig): Promise<void> {
-  mkdirSync(dir, { recursive: true });
-  const lora = model.loraConfig!;
-  const adapterConfig = {
-    peft_type: 'LORA',
-    task_type: 'CAUSAL_LM',
-    base_model_name_or_path: c.model.dir,
-    r: lora.r,
-    lora_alpha: lora.lora_alpha,
-    lora_dropout: lora.lora_dropout,
-    target_modules: lora.target_modules === 'all-linear' ? ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'] : lora.target_modules,
-    use_rslora: lora.use_rslora,
-    bias: 'none',
-    fan_in_fan_out: false,
-    inference_mode: true,
-    init_lora_weights: true,
-    modules_to_save: null,
-  };
-  writeFileAtomicSync(join(dir, 'adapter_config.json'), JSON.stringify(adapterConfig, null, 2) + '\n');
-  const state = model.adapterState('param');
-  return writeSafetensors(
-    join(dir, 'adapter_model.safetensors'),
-    Object.fromEntries(Object.entries(state).map(([k, v]) => [k, { dtype: 'F32' as const, shape: v.shape, data: v.data }])),
-    { metadata: { format: 'pt' } },
-  );
 }
 
 interface MetricRow {
@@ -597,7 +570,7 @@ async function runTraining(job: TrainingJob, input: RunConfigInput | RunConfig |
     let adapterDir: string | null = null;
     if (status !== 'cancelled') {
       adapterDir = join(runDir, 'adapter');
-      await writePeftAdapter(adapterDir, model, c);
+      await writePeftAdapter(adapterDir, model, { baseModel: c.model.dir });
     }
     const result: RunResult = {
       status,
