@@ -188,18 +188,16 @@ export function detectKind(dir: string): ArtifactKind {
   if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new RegistryError(`${dir}: not a directory`, 'not_found');
   const files = listFiles(dir);
   const has = (f: string) => files.includes(f);
-  if (has('export.json') || files.some((f) => f.endsWith('.gguf') || f.endsWith('.onnx'))) {
-    if (files.some((f) => f.endsWith('.gguf'))) return 'gguf';
-    if (files.some((f) => f.endsWith('.onnx'))) return 'onnx';
-    throw new RegistryError(`${dir}: export.json but no .gguf or .onnx file`);
-  }
+  // an export.json (written by the exporters) may sit beside any kind: the files decide
+  if (files.some((f) => f.endsWith('.gguf'))) return 'gguf';
+  if (files.some((f) => f.endsWith('.onnx'))) return 'onnx';
   if (has('adapter_config.json')) {
     if (!has('adapter_model.safetensors')) throw new RegistryError(`${join(dir, 'adapter_config.json')}: a PEFT adapter needs adapter_model.safetensors beside it`);
     return 'peft-adapter';
   }
   if (has('config.json') && files.some((f) => f.endsWith('.safetensors'))) return 'merged-model';
   throw new RegistryError(
-    `${dir}: not an artifact the registry knows: a PEFT adapter (adapter_config.json + adapter_model.safetensors), a Hugging Face model (config.json + *.safetensors), or an export (export.json with a .gguf or .onnx file)`,
+    `${dir}: not an artifact the registry knows: a PEFT adapter (adapter_config.json + adapter_model.safetensors), a Hugging Face model (config.json + *.safetensors), or an export holding a .gguf or .onnx file`,
   );
 }
 

@@ -124,7 +124,8 @@ export function splitPrompt(rec: EvalRecord): { prompt: ChatMessage[]; reference
   return { prompt: rec.messages.slice(0, last).map((m) => ({ ...m })), reference: rec.messages[last].content };
 }
 
-function stopIds(tok: ModelTokenizer): number[] {
+/** The token ids that end a generated answer: eos and the chat templates' end-of-turn tokens the tokenizer knows. */
+export function stopIds(tok: ModelTokenizer): number[] {
   const ids = new Set<number>();
   if (tok.eosTokenId !== null) ids.add(tok.eosTokenId);
   for (const s of ['<|im_end|>', '<|eot_id|>', '<|endoftext|>', '</s>']) {
