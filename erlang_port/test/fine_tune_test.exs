@@ -84,14 +84,111 @@ defmodule Starweave.FineTuneTest do
   end
 
   test "methods whose library part has not landed reply not_implemented", %{s: s} do
-    # training runs have landed: a start without a run config is invalid params, not not_implemented
+    # training runs and generation have landed: a start without its params is invalid params
     assert {:error, %Error{code: :invalid_params}} = FineTune.train_start(%{}, s)
 
-    assert {:error, %Error{code: :not_implemented, details: %{"issue" => 3}}} =
+    assert {:error, %Error{code: :invalid_params, details: %{"path" => "params.model"}}} =
              FineTune.generate(%{prompt: "hi"}, s)
 
     assert {:error, %Error{code: :not_implemented, details: %{"issue" => 7}}} = FineTune.export(%{}, s)
     assert {:error, %Error{code: :unknown_method}} = FineTune.call("no.such", %{}, s)
+  end
+
+  test "a run config that fails its schema: invalid_params naming the fields", %{s: s, ws: ws} do
+    File.write!(Path.join(ws, "bad.json"), ~s({"name": "x", "model": {"dir": "m"}, "training": {"lr": -1}}))
+
+    assert {:error, %Error{code: :invalid_params, details: %{"file" => "bad.json", "issues" => issues}}} =
+             FineTune.train_start(%{config: "bad.json"}, s)
+
+    assert "training.lr" in Enum.map(issues, & &1["path"])
+  end
+
+  # a tiny generated model in the workspace (the library's generator, from the built dist/)
+  defp tiny_model(ws) do
+    tiny = Path.expand("../../dist/src/model/tiny.js", __DIR__)
+
+    code =
+      "const {generateTinyModel} = await import(#{inspect(tiny)}); await generateTinyModel(#{inspect(Path.join(ws, "tiny"))}, 'tiny', 2);"
+
+    {_, 0} =
+      System.cmd(System.find_executable("node"), ["--input-type=module", "-e", code], stderr_to_stdout: true)
+
+    "tiny"
+  end
+
+  defp collect_tokens(job, acc) do
+    receive do
+      {:starweave_finetune, ^job, %{event: "token", data: d}} ->
+        collect_tokens(job, [d | acc])
+
+      {:starweave_finetune, ^job, %{event: "start"}} ->
+        collect_tokens(job, acc)
+
+      {:starweave_finetune, ^job, %{event: "done", data: result}} ->
+        {Enum.reverse(acc), result}
+
+      {:starweave_finetune, ^job, %{event: other, data: d}} ->
+        flunk("generation ended with #{other}: #{inspect(d)}")
+    after
+      30_000 -> flunk("no generation events")
+    end
+  end
+
+  test "generate on a tiny model: streamed token events, the result, and generate_text", %{s: s, ws: ws} do
+    model = tiny_model(ws)
+    messages = [%{role: "user", content: "What restarts a crashed GenServer?"}]
+    # more tokens than the event window (32): credits come back as the events are consumed
+    params = %{model: model, messages: messages, maxNewTokens: 48, stopTokenIds: []}
+    assert {:ok, job} = FineTune.generate(params, s)
+    {tokens, result} = collect_tokens(job, [])
+
+    assert length(tokens) == 48
+    assert Enum.map(tokens, & &1["step"]) == Enum.to_list(0..47)
+    assert %{"tokens" => ids, "finishReason" => "length", "newTokens" => 48, "text" => text} = result
+    assert Enum.map(tokens, & &1["token"]) == ids
+    assert Enum.map_join(tokens, & &1["text"]) == text
+
+    # greedy decoding is deterministic: the awaited form gives the same reply
+    assert {:ok, %{"tokens" => ^ids, "text" => ^text}} = FineTune.generate_text(params, s)
+
+    assert {:error, %Error{code: :invalid_params, details: %{"path" => "params.messages"}}} =
+             FineTune.generate_text(%{model: model}, s)
+
+    assert {:error, %Error{code: :invalid_params, details: %{"path" => "params.topP"}}} =
+             FineTune.generate_text(%{model: model, prompt: "x", topP: 2}, s)
+  end
+
+  test "eval_run on a tiny model: the report, with progress events", %{s: s, ws: ws} do
+    model = tiny_model(ws)
+
+    records =
+      for i <- 1..5,
+          do: %{
+            category: if(rem(i, 2) == 0, do: "otp", else: "memory_context"),
+            messages: [
+              %{role: "user", content: "Which process restarts worker #{i}?"},
+              %{role: "assistant", content: "Its supervisor restarts worker #{i}."}
+            ]
+          }
+
+    params = %{
+      model: model,
+      data: %{records: records},
+      metrics: %{max_examples: 4, generate_examples: 2, max_new_tokens: 4},
+      output: "evals/one"
+    }
+
+    assert {:ok, report} = FineTune.eval_run(params, [subscribe: true, job: "ev1"] ++ s)
+    assert %{"format" => "starweave-eval/1", "tuned" => tuned, "base" => nil, "file" => file} = report
+    assert %{"examples" => 4, "generated" => 2, "tokenAccuracy" => acc} = tuned
+    assert acc >= 0 and acc <= 1
+    assert Map.keys(tuned["categories"]) |> Enum.sort() == ["memory_context", "otp"]
+    assert File.exists?(Path.join(ws, file))
+    assert_received {:starweave_finetune, "ev1", %{event: "start", data: %{"examples" => 4}}}
+    assert_received {:starweave_finetune, "ev1", %{event: "progress", data: %{"total" => 4}}}
+
+    assert {:error, %Error{code: :path_outside_workspace}} =
+             FineTune.eval_run(%{params | model: "../elsewhere"}, s)
   end
 
   test "a malformed frame gets an error reply and the sidecar keeps serving", %{name: name, s: s} do

@@ -3,6 +3,8 @@
 import { ZodError } from 'zod';
 import { DataError, describeZodError, formatPath } from '../data/errors.js';
 import { StrictModeError } from '../data/build.js';
+import { ModelFileError } from '../model/errors.js';
+import { RunConfigError } from '../train/config.js';
 
 export const ERROR_CODES = [
   'malformed_frame', // the frame is not one MessagePack value
@@ -57,8 +59,25 @@ export function toErrorPayload(e: unknown): ErrorPayload {
     return { code: 'strict_mode', message: e.message, details: { rejects: e.report.rejects, firstRejects: e.firstRejects.slice(0, 10).map(({ record: _r, ...rest }) => rest) } };
   }
   if (e instanceof DataError) return { code: 'data_error', message: e.message, details: { ...(e.where ?? {}) } };
-  if (e instanceof Error && e.name === 'ModelFileError') return { code: 'model_error', message: e.message, details: {} };
+  if (e instanceof RunConfigError) return runConfigErrorPayload(e);
+  if (e instanceof ModelFileError) return { code: 'model_error', message: e.message, details: { ...e.where } };
+  if (e instanceof Error && e.name === 'ChatTemplateError') return { code: 'model_error', message: e.message, details: {} };
   if (e instanceof Error && (e as NodeJS.ErrnoException).code === 'ENOENT') return { code: 'not_found', message: e.message, details: { path: (e as NodeJS.ErrnoException).path } };
   const message = e instanceof Error ? e.message : String(e);
   return { code: 'internal', message, details: e instanceof Error && e.stack ? { stack: e.stack.split('\n').slice(0, 6).join('\n') } : {} };
+}
+
+/**
+ * A run config that fails its schema as invalid_params: details.path is the first bad field inside the
+ * config (training.lr), details.issues every one, details.param the request field that named the config.
+ * `shown` maps the config's absolute file to what the reply may show (a workspace-relative path).
+ */
+export function runConfigErrorPayload(e: RunConfigError, shown: (file: string) => string = (f) => f, param = 'params.config'): ErrorPayload {
+  const file = e.file === undefined ? undefined : shown(e.file);
+  const message = e.file === undefined || file === undefined ? e.message : e.message.split(e.file).join(file);
+  if (!e.issues.length) {
+    const missing = / no such file$/.test(e.message);
+    return { code: missing ? 'not_found' : 'invalid_params', message, details: { path: param, file } };
+  }
+  return { code: 'invalid_params', message, details: { path: e.issues[0].path, param, file, issues: e.issues.slice(0, 20) } };
 }

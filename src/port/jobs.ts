@@ -74,7 +74,7 @@ export class Job {
 
   /** Resolves when the event queue has room again. */
   room(): Promise<void> {
-    if (this.queue.length < MAX_QUEUE) return Promise.resolve();
+    if (this.queue.length < MAX_QUEUE || this.status !== 'running') return Promise.resolve();
     return new Promise((r) => this.roomWaiters.push(r));
   }
 
@@ -84,9 +84,12 @@ export class Job {
     this.endedAt = new Date();
     if (status === 'done') this.result = data;
     if (status === 'failed') this.error = data as ErrorPayload;
-    // waiting progress is superseded by the outcome; events that must not be lost (tokens) stay ahead of it
-    this.queue = this.queue.filter((e) => !e.coalesce);
+    // waiting progress is superseded by the outcome; events that must not be lost (tokens) stay ahead of
+    // it, except when the client cancelled: then nothing waits for credits in front of the cancelled event
+    this.queue = status === 'cancelled' ? [] : this.queue.filter((e) => !e.coalesce);
     this.queue.push({ event: status, data: data ?? null, coalesce: false, terminal: true });
+    // a producer waiting for room learns that the job ended (its emits are now no-ops)
+    this.roomWaiters.splice(0).forEach((r) => r());
     this.registry.pump(this);
   }
 

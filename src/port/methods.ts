@@ -13,14 +13,21 @@ import { parseConfig, projectInfo } from '../data/build.js';
 import { DataError } from '../data/errors.js';
 import { PipelineConfig, type PipelineConfig as PipelineConfigT } from '../data/schema.js';
 import { diffVersions, listVersions, readManifest, resolveVersion, versionDir } from '../data/store.js';
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { invalidParams, PortError } from './errors.js';
+import { invalidParams, PortError, runConfigErrorPayload, toErrorPayload } from './errors.js';
 import type { DataJobInput, DataJobMessage } from './data-worker.js';
 import type { Job } from './jobs.js';
 import type { CheckpointEvent, StartEvent } from '../train/runner.js';
-import { loadRunConfigFile, type RunConfig } from '../train/config.js';
+import { loadRunConfigFile, RunConfigError, type RunConfig } from '../train/config.js';
 import type { Workspace } from './workspace.js';
+import type { ModelCache, LoadedModel } from './models.js';
+import { Message } from '../data/schema.js';
+import { GenerationConfigSchema } from '../model/generate.js';
+import { EvalMetricsSpecSchema } from '../eval/config.js';
+import type { EvalRecord } from '../eval/evaluate.js';
+import type { LlamaModel } from '../model/native-model.js';
+import type { NativeCausalLM } from '../../bindings/model.js';
 
 export const PROTOCOL_VERSION = 1;
 
@@ -32,6 +39,8 @@ export interface CallContext {
   log: (level: 'debug' | 'info' | 'warning' | 'error', message: string, data?: Record<string, unknown>) => void;
   collectionLog: (dir: string) => Promise<CollectionLog>;
   jobs: import('./jobs.js').JobRegistry;
+  /** models loaded for generation and evaluation, by (dir, adapter) */
+  models: ModelCache;
   grant: (job: string, credits: number) => void;
   cancelRequest: (id: string | number) => boolean;
   settings: { maxFrameBytes: number; maxInFlight: number; maxJobs: number };
@@ -95,6 +104,14 @@ async function runTrainingJob(config: RunConfig, job: Job, ctx: CallContext): Pr
       checkpoint: r.checkpoint && ctx.workspace.relative(r.checkpoint), gate: r.evaluation?.gate ?? null,
     };
   } catch (e) {
+    if (e instanceof RunConfigError) {
+      const p = runConfigErrorPayload(e, (f) => ctx.workspace.relative(f));
+      throw new PortError(p.code, p.message, p.details);
+    }
+    if (e instanceof PortError) throw e;
+    const p = toErrorPayload(e);
+    // the library's own validation errors keep their code (model_error, data_error); the rest is the run's failure
+    if (p.code !== 'internal') throw new PortError(p.code, p.message, p.details);
     throw new PortError('training_error', (e as Error).message, { method: 'train.start' });
   }
 }
@@ -147,16 +164,29 @@ function datasetInput(p: z.infer<typeof DatasetJob>, ctx: CallContext, dryRun: b
   };
 }
 
-/** Runs a dataset job in a worker thread; progress events coalesce; cancel or stop terminates the worker. */
+/**
+ * Runs a dataset job in a worker thread; progress events coalesce. Cancel or stop raises the worker's stop
+ * flag (the build stops at its next progress report and removes its staging folder); a worker that does not
+ * end within STOP_GRACE_MS is terminated.
+ */
+const STOP_GRACE_MS = 5000;
 function runDataWorker(input: DataJobInput, job: Job, ctx: CallContext): Promise<unknown> {
   return new Promise((resolve, reject) => {
-    const worker = new Worker(new URL('./data-worker.js', import.meta.url), { workerData: input, stdout: true, stderr: true });
+    const stopFlag = new Int32Array(new SharedArrayBuffer(4));
+    const worker = new Worker(new URL('./data-worker.js', import.meta.url), { workerData: { ...input, stop: stopFlag }, stdout: true, stderr: true });
     const forward = (level: 'info' | 'warning') => (chunk: Buffer) => ctx.log(level, chunk.toString('utf8').trimEnd(), { job: job.id });
     worker.stdout.on('data', forward('info'));
     worker.stderr.on('data', forward('warning'));
     let settled = false;
-    const stop = () => void worker.terminate();
-    job.abort.signal.addEventListener('abort', stop, { once: true });
+    let exited = false;
+    const exit = new Promise<void>((r) => worker.once('exit', () => ((exited = true), r())));
+    const stop = async () => {
+      Atomics.store(stopFlag, 0, 1);
+      const grace = new Promise<void>((r) => setTimeout(r, STOP_GRACE_MS).unref());
+      await Promise.race([exit, grace]);
+      if (!exited) await worker.terminate();
+    };
+    job.abort.signal.addEventListener('abort', () => void stop(), { once: true });
     // a build is staged and renamed into place: stopping it leaves no partial version to resume from
     job.onCheckpoint = stop;
     worker.on('message', (m: DataJobMessage) => {
@@ -177,7 +207,8 @@ function runDataWorker(input: DataJobInput, job: Job, ctx: CallContext): Promise
         });
       } else {
         settled = true;
-        reject(new PortError(m.error.code, m.error.message, m.error.details));
+        if (job.abort.signal.aborted) reject(job.abort.signal.reason);
+        else reject(new PortError(m.error.code, m.error.message, m.error.details));
       }
     });
     worker.on('error', (e) => {
@@ -188,6 +219,192 @@ function runDataWorker(input: DataJobInput, job: Job, ctx: CallContext): Promise
       if (!settled) reject(job.abort.signal.aborted ? job.abort.signal.reason : new PortError('internal', `the dataset worker exited with code ${code}`));
     });
   });
+}
+
+// ---- generation and evaluation: models come from the sidecar's cache (models.ts), one job at a time each
+
+const { stopTokenIds: _stopTokenIds, padTokenId: _padTokenId, ...SamplingShape } = GenerationConfigSchema.shape;
+const Generate = z
+  .strictObject({
+    ...JobStart,
+    /** a Hugging Face model folder in the workspace */
+    model: z.string().min(1),
+    /** a PEFT LoRA adapter folder (a run's adapter/) applied to the model */
+    adapter: z.string().min(1).optional(),
+    /** a conversation: rendered with the model's chat template, the reply is generated */
+    messages: z.array(Message).min(1).optional(),
+    /** plain text continued as it is (no chat template) */
+    prompt: z.string().min(1).optional(),
+    // the sampling options of src/model/generate.ts (maxNewTokens, doSample, temperature, topK, topP,
+    // repetitionPenalty, stopStrings, seed)
+    ...SamplingShape,
+    /** default: the model's end tokens (tokenizer eos, generation_config.json eos_token_id) */
+    stopTokenIds: z.array(z.number().int().min(0)).optional(),
+  })
+  .superRefine((p, c) => {
+    if ((p.messages === undefined) === (p.prompt === undefined)) c.addIssue({ code: 'custom', path: ['messages'], message: 'give exactly one of messages or prompt' });
+  });
+type GenerateParams = z.infer<typeof Generate>;
+
+/**
+ * One generation as a job: a token event per new token ({ token, text, step }: `text` is the new text
+ * that token completes; bytes of a character split across tokens wait for the rest), in order and never
+ * dropped: while the job has no credits and its queue is full, decoding waits (the credits pace it).
+ */
+async function runGenerateJob(p: GenerateParams, dir: string, adapter: string | null, job: Job, ctx: CallContext): Promise<unknown> {
+  const { checkSequenceLength } = await import('../model/config.js');
+  const { generate } = await import('../model/generate.js');
+  return ctx.models.use(dir, adapter, async (m: LoadedModel) => {
+    const tok = m.tokenizer;
+    let ids: number[];
+    try {
+      ids = p.messages ? tok.encodeChat(p.messages) : tok.encode(p.prompt!);
+    } catch (e) {
+      throw new PortError('model_error', `the prompt could not be rendered: ${(e as Error).message}`, { path: p.messages ? 'params.messages' : 'params.prompt' });
+    }
+    const { job: _j, credits: _c, model: _m, adapter: _a, messages: _ms, prompt: _p, ...sampling } = p;
+    const config = { ...sampling, stopTokenIds: p.stopTokenIds ?? m.stopTokenIds, padTokenId: tok.padTokenId ?? tok.eosTokenId ?? 0 };
+    const maxNew = config.maxNewTokens ?? 64;
+    if (m.model.modelConfig) {
+      try {
+        checkSequenceLength(m.model.modelConfig, ids.length + maxNew);
+      } catch (e) {
+        throw new PortError('invalid_params', `params.maxNewTokens: the prompt's ${ids.length} tokens and ${maxNew} new ones do not fit the model: ${(e as Error).message}`, { path: 'params.maxNewTokens', promptTokens: ids.length });
+      }
+    }
+    job.emit('start', { promptTokens: ids.length, model: ctx.workspace.relative(dir), adapter: adapter && ctx.workspace.relative(adapter) });
+    const decode = (t: readonly number[]) => tok.decode(t, { skipSpecialTokens: true });
+    const out: number[] = [];
+    let sent = 0;
+    const native = m.model.native;
+    const signal = job.abort.signal;
+    const t0 = performance.now();
+    signal.throwIfAborted();
+    const r = await generate(
+      {
+        vocabSize: m.model.vocabSize,
+        prefillAsync: (a, b, cap) => native.prefillAsync(a, b, cap),
+        decodeStepAsync: async (a, b) => {
+          await job.room();
+          signal.throwIfAborted();
+          return native.decodeStepAsync(a, b);
+        },
+      },
+      [ids],
+      config,
+      {
+        decode,
+        onToken: (e) => {
+          out.push(e.token);
+          const full = decode(out);
+          let text = '';
+          if (!full.endsWith('\uFFFD') && full.length >= sent) {
+            text = full.slice(sent);
+            sent = full.length;
+          }
+          job.emit('token', { token: e.token, text, step: e.step });
+        },
+      },
+    );
+    const seconds = (performance.now() - t0) / 1000;
+    return { text: r.texts![0], tokens: r.tokens[0], finishReason: r.finishReasons[0], promptTokens: ids.length, newTokens: r.tokens[0].length, seconds, tokensPerSec: seconds > 0 ? r.tokens[0].length / seconds : null };
+  }, job.abort.signal);
+}
+
+const EvalRecordSchema = z.looseObject({ messages: z.array(Message).min(1), category: z.string().optional() });
+const EvalRun = z.strictObject({
+  ...JobStart,
+  /** a Hugging Face model folder in the workspace */
+  model: z.string().min(1),
+  /** a PEFT LoRA adapter folder: the tuned model; without it the model is evaluated as it is */
+  adapter: z.string().min(1).optional(),
+  /** the records: a dataset version's split, a JSONL file of { messages, category }, or the records */
+  data: z.union([
+    z.strictObject({ store: StoreParam, version: z.string().min(1), split: z.enum(['heldout', 'train']).default('heldout') }),
+    z.strictObject({ file: z.string().min(1) }),
+    z.strictObject({ records: z.array(EvalRecordSchema).min(1).max(100_000) }),
+  ]),
+  /** the run config's eval.metrics section (max_examples, generate_examples, max_new_tokens, compare_base, gate) */
+  metrics: EvalMetricsSpecSchema.optional(),
+  max_seq_len: z.number().int().min(2).max(1 << 20).default(512),
+  /** a folder in the workspace to write eval.json into */
+  output: z.string().min(1).optional(),
+});
+type EvalRunParams = z.infer<typeof EvalRun>;
+
+function readRecordsJsonl(file: string, shown: string): EvalRecord[] {
+  const out: EvalRecord[] = [];
+  readFileSync(file, 'utf8')
+    .split('\n')
+    .forEach((line, i) => {
+      if (!line.trim()) return;
+      let v: unknown;
+      try {
+        v = JSON.parse(line);
+      } catch (e) {
+        throw new DataError(`not valid JSON: ${(e as Error).message}`, { file: shown, line: i + 1 });
+      }
+      const r = EvalRecordSchema.safeParse(v);
+      if (!r.success) throw new DataError(`not a record of { messages, category }: ${r.error.issues[0].path.join('.')}: ${r.error.issues[0].message}`, { file: shown, line: i + 1 });
+      out.push(r.data);
+    });
+  return out;
+}
+
+function evalRecords(d: EvalRunParams['data'], ctx: CallContext): EvalRecord[] {
+  const ws = ctx.workspace;
+  let records: EvalRecord[];
+  if ('records' in d) records = d.records;
+  else if ('file' in d) {
+    const file = ws.resolve(d.file, 'params.data.file');
+    records = readRecordsJsonl(file, ws.relative(file));
+  } else {
+    const store = ws.resolve(d.store, 'params.data.store');
+    const id = resolveVersion(store, d.version);
+    const m = readManifest(store, id);
+    const file = join(versionDir(store, id), m.splits[d.split].file);
+    records = readRecordsJsonl(file, ws.relative(file));
+  }
+  if (!records.length) throw new PortError('invalid_params', 'params.data: no records to evaluate on', { path: 'params.data' });
+  return records;
+}
+
+/** The model seen through a counter of scored examples (progress events); everything else is the model's own. */
+function countingModel(model: LlamaModel, signal: AbortSignal, scored: () => void): LlamaModel {
+  const native = Object.create(model.native) as NativeCausalLM;
+  native.logitsAsync = async (ids, o) => {
+    signal.throwIfAborted();
+    const r = await model.native.logitsAsync(ids, o);
+    scored();
+    return r;
+  };
+  const w = Object.create(model) as LlamaModel;
+  Object.defineProperty(w, 'native', { value: native });
+  return w;
+}
+
+async function runEvalJob(
+  a: { dir: string; adapter: string | null; records: EvalRecord[]; spec: z.input<typeof EvalMetricsSpecSchema>; maxSeqLen: number; output: string | null },
+  job: Job,
+  ctx: CallContext,
+): Promise<unknown> {
+  const { runEvaluation, writeEvalReport } = await import('../eval/run-eval.js');
+  const spec = EvalMetricsSpecSchema.parse(a.spec);
+  return ctx.models.use(a.dir, a.adapter, async (m: LoadedModel) => {
+    const compareBase = spec.compare_base && a.adapter !== null;
+    const perModel = Math.min(a.records.length, spec.max_examples);
+    const total = perModel * (compareBase ? 2 : 1);
+    job.emit('start', { records: a.records.length, examples: perModel, generateExamples: spec.generate_examples, compareBase });
+    let scored = 0;
+    const model = countingModel(m.model, job.abort.signal, () => {
+      scored++;
+      job.emit('progress', { phase: scored <= perModel ? 'tuned' : 'base', scored, total }, { coalesce: true });
+    });
+    const report = await runEvaluation(model, m.tokenizer, a.records, { ...spec, compare_base: compareBase }, { maxSeqLen: a.maxSeqLen });
+    if (a.output) mkdirSync(a.output, { recursive: true });
+    const file = a.output ? ctx.workspace.relative(writeEvalReport(a.output, report)) : null;
+    return { ...report, file };
+  }, job.abort.signal);
 }
 
 const Empty = z.strictObject({}).default({});
@@ -281,7 +498,14 @@ export const METHODS: Record<string, MethodSpec> = {
 
   'train.start': job('starts a LoRA training run (events: start, step, eval, checkpoint; result: the run summary)', TrainStart, (p, ctx) => {
     // the config is read and its paths checked here, so that a bad one is the start request's error reply
-    const config = loadRunConfigFile(ctx.workspace.resolve(p.config, 'params.config'));
+    let config: RunConfig;
+    try {
+      config = loadRunConfigFile(ctx.workspace.resolve(p.config, 'params.config'));
+    } catch (e) {
+      if (!(e instanceof RunConfigError)) throw e;
+      const payload = runConfigErrorPayload(e, (f) => ctx.workspace.relative(f));
+      throw new PortError(payload.code, payload.message, payload.details);
+    }
     if (p.runs_dir) config.output.runs_dir = ctx.workspace.resolve(p.runs_dir, 'params.runs_dir');
     ctx.workspace.resolve(config.model.dir, 'params.config: model.dir');
     ctx.workspace.resolve(config.output.runs_dir, 'params.config: output.runs_dir');
@@ -302,8 +526,18 @@ export const METHODS: Record<string, MethodSpec> = {
     const { listRuns } = await import('../train/runs.js');
     return listRuns(ctx.workspace.resolve(p.runs_dir, 'params.runs_dir'));
   }),
-  'eval.run': pending('evaluates base vs tuned on held-out data (job)', 5, 'evaluation'),
-  generate: pending('generates text (job: one token event per token)', 3, 'generation through the port'),
+  'eval.run': job('evaluates a model (and adapter) on held-out records: loss, token accuracy, exact match, ROUGE-L, per category, base vs tuned, the gate (events: start, progress; result: the eval report)', EvalRun, (p, ctx) => {
+    const dir = ctx.workspace.resolve(p.model, 'params.model');
+    const adapter = p.adapter ? ctx.workspace.resolve(p.adapter, 'params.adapter') : null;
+    const records = evalRecords(p.data, ctx);
+    const output = p.output ? ctx.workspace.resolve(p.output, 'params.output') : null;
+    return (j) => runEvalJob({ dir, adapter, records, spec: p.metrics ?? {}, maxSeqLen: p.max_seq_len, output }, j, ctx);
+  }),
+  generate: job('generates a reply (messages, rendered with the model\'s chat template) or a continuation (prompt); events: one token event per new token; result: text, token ids, finish reason', Generate, (p, ctx) => {
+    const dir = ctx.workspace.resolve(p.model, 'params.model');
+    const adapter = p.adapter ? ctx.workspace.resolve(p.adapter, 'params.adapter') : null;
+    return (j) => runGenerateJob(p, dir, adapter, j, ctx);
+  }),
   export: pending('exports an adapter (PEFT safetensors, GGUF + Modelfile, ONNX)', 7, 'exports'),
   'registry.list': pending('the model registry', 7, 'the registry'),
   'registry.promote': pending('promotes a model version', 7, 'the registry'),

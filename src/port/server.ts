@@ -15,6 +15,7 @@ import { FrameReader } from './frames.js';
 import { JobRegistry, type JobEvent } from './jobs.js';
 import { METHODS, type CallContext, type MethodSpec } from './methods.js';
 import { Workspace } from './workspace.js';
+import { ModelCache } from './models.js';
 
 export type LogLevel = 'debug' | 'info' | 'warning' | 'error';
 const LEVELS: Record<LogLevel, number> = { debug: 0, info: 1, warning: 2, error: 3 };
@@ -53,6 +54,7 @@ export class PortServer {
   /** what every request's context shares (built once: a context per request is a hot-path cost) */
   private readonly ctxBase: Omit<CallContext, 'signal'>;
   private readonly logs = new Map<string, Promise<CollectionLog>>();
+  private readonly models = new ModelCache();
   private readonly pauses = new Set<'inflight' | 'output'>();
   private closing: Promise<number> | undefined;
   private outputBroken = false;
@@ -112,6 +114,7 @@ export class PortServer {
         );
         for (const c of this.inFlight.values()) c.abort(new PortError('shutting_down', reason));
         await Promise.allSettled([...this.logs.values()].map(async (l) => (await l).close()));
+        await this.models.clear().catch(() => undefined);
       })();
       await Promise.race([work, delay(this.opts.exitGraceMs)]);
       if (!this.outputBroken) await Promise.race([new Promise<void>((r) => this.io.output.end(() => r())), delay(500)]);
@@ -209,6 +212,7 @@ export class PortServer {
         return l;
       },
       jobs: this.jobs,
+      models: this.models,
       grant: (job, credits) => this.jobs.grant(job, credits),
       cancelRequest: (rid) => {
         const c = this.inFlight.get(String(rid));
@@ -305,6 +309,7 @@ class RequestContext implements CallContext {
   readonly log: CallContext['log'];
   readonly collectionLog: CallContext['collectionLog'];
   readonly jobs: CallContext['jobs'];
+  readonly models: CallContext['models'];
   readonly grant: CallContext['grant'];
   readonly cancelRequest: CallContext['cancelRequest'];
   readonly settings: CallContext['settings'];
@@ -317,6 +322,7 @@ class RequestContext implements CallContext {
     this.log = base.log;
     this.collectionLog = base.collectionLog;
     this.jobs = base.jobs;
+    this.models = base.models;
     this.grant = base.grant;
     this.cancelRequest = base.cancelRequest;
     this.settings = base.settings;

@@ -19,6 +19,7 @@ beforeAll(() => {
   writeFileSync(join(ws, 'examples', 'escape.json'), JSON.stringify({ ...cfg, output: { runs_dir: '/tmp' } }));
   const long = { ...cfg, name: 'long', training: { ...cfg.training, max_steps: 100000 } };
   writeFileSync(join(ws, 'examples', 'long.json'), JSON.stringify(long));
+  writeFileSync(join(ws, 'examples', 'bad.json'), JSON.stringify({ ...cfg, training: { ...cfg.training, lr: -1, micro_batch: 0 } }));
 });
 afterAll(() => rmSync(ws, { recursive: true, force: true }));
 
@@ -51,6 +52,13 @@ test('train.cancel stops a run at a step boundary with a checkpoint; escaping pa
   const skipped: Msg[] = [];
   const e = err(await c.call('train.start', { config: 'examples/escape.json' }));
   expect(e).toMatchObject({ code: 'path_outside_workspace' });
+  // a run config that fails its schema: invalid_params naming every bad field, the file workspace-relative
+  const bad = err(await c.call('train.start', { config: 'examples/bad.json' }));
+  expect(bad).toMatchObject({ code: 'invalid_params', details: { param: 'params.config', file: 'examples/bad.json' } });
+  expect((bad.details!.issues as { path: string }[]).map((i) => i.path).sort()).toEqual(['training.lr', 'training.micro_batch']);
+  expect(bad.details!.path).toMatch(/^training\.(lr|micro_batch)$/);
+  expect(bad.message).not.toContain(ws);
+  expect(err(await c.call('train.start', { config: 'examples/none.json' }))).toMatchObject({ code: 'not_found', details: { file: 'examples/none.json' } });
   await c.call('train.start', { job: 't2', credits: 1000, config: 'examples/long.json' }, skipped);
   await c.nextWhere((m) => m.job === 't2' && m.event === 'step', 120_000, skipped);
   expect((await c.call('train.cancel', { job: 't2' }, skipped)).result).toEqual({ job: 't2', status: 'cancelling' });

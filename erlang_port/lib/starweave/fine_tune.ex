@@ -19,7 +19,7 @@ defmodule Starweave.FineTune do
 
   ## Jobs and events
 
-  Long work (dataset builds, later training, evaluation and generation) runs as a job. The blocking
+  Long work (dataset builds, training, evaluation and generation) runs as a job. The blocking
   forms (`dataset_build/2`) return the job's result; `start_dataset_build/2` returns `{:ok, job_id}` at
   once and the caller receives `{:starweave_finetune, job_id, %{event: name, data: data, seq: n}}`
   messages, ending with one of the events `"done"`, `"failed"` or `"cancelled"` (or
@@ -170,7 +170,12 @@ defmodule Starweave.FineTune do
   def unsubscribe(job, opts \\ []),
     do: GenServer.call(server(opts), {:unsubscribe, job, opts[:pid] || self()})
 
-  @doc "Starts a LoRA training run (a job; the training issue implements it: until then `:not_implemented`)."
+  @doc """
+  Starts a LoRA training run as a job (`%{"config" => "runs/run.json"}`: a run config file in the workspace;
+  `"runs_dir"` overrides its output folder) and returns the job id; the caller receives its `"start"`,
+  `"step"`, `"eval"` and `"checkpoint"` events. A config that fails its schema is
+  `%Error{code: :invalid_params, details: %{"path" => "training.lr", "issues" => [...], "file" => ...}}`.
+  """
   @spec train_start(map, opts) :: result(String.t())
   def train_start(params, opts \\ []), do: start_job("train.start", params, opts)
 
@@ -186,13 +191,65 @@ defmodule Starweave.FineTune do
   @spec train_list(opts) :: result([map])
   def train_list(opts \\ []), do: call("train.list", %{}, opts)
 
-  @doc "Evaluates base vs tuned on held-out data; waits for the result."
-  @spec eval_run(map, opts) :: result(map)
-  def eval_run(params, opts \\ []), do: await_job("eval.run", params, opts)
+  @doc """
+  Evaluates a model (with a PEFT adapter: the tuned model) on records and waits for the eval report
+  (`"tuned"`, `"base"`, `"delta"`, `"gate"`, ... as in a run's eval.json; `"file"` when `output` was given).
 
-  @doc "Generates text as a job: the caller receives one `\"token\"` event per token. Returns the job id."
+  `params`:
+
+    * `"model"` - a Hugging Face model folder in the workspace (required)
+    * `"adapter"` - a PEFT LoRA adapter folder (a run's `adapter/`); base vs tuned needs one
+    * `"data"` - the records: `%{"store" => s, "version" => v, "split" => "heldout"}` (a dataset version),
+      `%{"file" => "heldout.jsonl"}` or `%{"records" => [%{"messages" => [...], "category" => c}]}`
+    * `"metrics"` - the run config's `eval.metrics` section (`max_examples`, `generate_examples`,
+      `max_new_tokens`, `compare_base`, `gate`)
+    * `"max_seq_len"` (default 512), `"output"` (a folder to write eval.json into)
+
+  With `subscribe: true` the caller also receives the job's `"start"` and `"progress"` events
+  (`%{"phase" => "tuned" | "base", "scored" => n, "total" => m}`).
+
+      {:ok, %{"tuned" => %{"tokenAccuracy" => acc}, "gate" => %{"passed" => passed}}} =
+        Starweave.FineTune.eval_run(%{model: "models/base", adapter: "runs/r1/adapter",
+                                      data: %{file: "heldout.jsonl"}}, timeout: 600_000)
+  """
+  @spec eval_run(map, opts) :: result(map)
+  def eval_run(params, opts \\ []), do: await_job("eval.run", with_job(params, opts), opts)
+
+  @doc "Starts an evaluation as a job (see `eval_run/2`); the caller is subscribed to its events. Returns the job id."
+  @spec start_eval_run(map, opts) :: result(String.t())
+  def start_eval_run(params, opts \\ []), do: start_job("eval.run", with_job(params, opts), opts)
+
+  @doc """
+  Starts a generation as a job and returns its id; the caller receives one event per new token,
+  `{:starweave_finetune, job, %{event: "token", data: %{"token" => id, "text" => text, "step" => n}}}`
+  (`text`: the new text that token completes), then `"done"` with the result (`"text"`, `"tokens"`,
+  `"finishReason"`, `"promptTokens"`, `"newTokens"`, `"seconds"`). Tokens are never dropped: when the
+  caller falls behind, the sidecar pauses decoding (event credits).
+
+  `params`:
+
+    * `"model"` - a Hugging Face model folder in the workspace; `"adapter"` - a PEFT LoRA adapter folder
+    * `"messages"` - a conversation (`[%{"role" => "user", "content" => "..."}]`), rendered with the
+      model's chat template; or `"prompt"` - plain text continued as it is
+    * the sampling options of the library's generation config: `"maxNewTokens"` (64), `"doSample"`
+      (false: greedy), `"temperature"`, `"topK"`, `"topP"`, `"repetitionPenalty"`, `"stopStrings"`,
+      `"stopTokenIds"` (default: the model's end tokens), `"seed"`
+
+  The sidecar keeps loaded models (by model and adapter folder); generations on one model take turns.
+  """
   @spec generate(map, opts) :: result(String.t())
-  def generate(params, opts \\ []), do: start_job("generate", params, opts)
+  def generate(params, opts \\ []), do: start_job("generate", with_job(params, opts), opts)
+
+  @doc """
+  Generates and waits for the whole reply: `{:ok, %{"text" => text, "tokens" => ids, "finishReason" => r}}`.
+  Same `params` as `generate/2`; with `subscribe: true` the token events come too.
+
+      {:ok, %{"text" => reply}} =
+        Starweave.FineTune.generate_text(%{model: "models/base", adapter: "runs/r1/adapter",
+          messages: [%{role: "user", content: "What restarts a crashed GenServer?"}], maxNewTokens: 64})
+  """
+  @spec generate_text(map, opts) :: result(map)
+  def generate_text(params, opts \\ []), do: await_job("generate", with_job(params, opts), opts)
 
   @doc "Exports an adapter (PEFT safetensors, GGUF + Ollama Modelfile, ONNX)."
   @spec export(map, opts) :: result(map)
@@ -242,6 +299,12 @@ defmodule Starweave.FineTune do
       "strict" => opts[:strict],
       "job" => opts[:job]
     })
+  end
+
+  # a job id chosen by the caller (`job:` option) unless the params name one
+  defp with_job(params, opts) do
+    params = stringify(params)
+    if opts[:job] && not Map.has_key?(params, "job"), do: Map.put(params, "job", opts[:job]), else: params
   end
 
   defp server(opts), do: opts[:server] || __MODULE__
