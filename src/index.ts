@@ -38,3 +38,4 @@ export {
 export * from './train/index.js';
 export { runTrainCommand } from './cli/train.js';
 export * from './eval/index.js';
+export * from './deploy/onnx/index.js';
