@@ -6,6 +6,8 @@ import { runPortCommand } from '../port/cli.js';
 import { runTrainCommand } from './train.js';
 import { runDemo } from './demo.js';
 import { runReviewCommand } from './review.js';
+import { runRegistryCommand } from './registry.js';
+import { runPipelineCommand } from './pipeline.js';
 
 const USAGE = `starweave-ft <command>
 
@@ -16,10 +18,16 @@ commands:
                     a LoRA training run (examples/run.json: the shipped corpus on a tiny generated model)
   runs list|show|compare
                     the training runs, their metrics, evaluation and HTML reports
+  pipeline --config FILE [--max-rounds N] | pipeline show DIR
+                    dataset build -> train -> evaluate -> gate, and on Fail back to preprocessing with
+                    the failing categories oversampled and queued for review, up to N rounds
   sweep --config FILE --set training.lr=1e-4,1e-3 [--set ...]
                     a grid over hyperparameters, ranked on held-out loss
   review export|import RUN_DIR ...
                     blind A/B human review sheets of base vs tuned answers, and the win rate
+  registry list|show|register|tag|promote|rollback|history|test|verify ...
+                    the model registry: versions with lineage, channels, promote (after an integration
+                    suite) and one-step rollback (starweave-ft registry --help)
   port [--workspace DIR]
                     the Erlang-port sidecar (frames on fds 3/4; the Elixir client starts it)
   info              the native core: ISA in use, threads, CUDA devices, build hash
@@ -49,6 +57,10 @@ async function main(argv: string[]): Promise<number> {
       return runPortCommand(rest);
     case 'review':
       return runReviewCommand(rest);
+    case 'registry':
+      return runRegistryCommand(rest);
+    case 'pipeline':
+      return runPipelineCommand(rest);
     case 'train':
     case 'runs':
     case 'sweep':

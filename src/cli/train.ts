@@ -9,6 +9,7 @@ import { compareRuns, renderComparison, writeRunReport } from '../eval/report-ht
 import { writeFileAtomicSync } from '../model/atomic.js';
 import { parseSetArg, runSweep } from '../eval/sweep.js';
 import { dirname } from 'node:path';
+import { ProgressLine } from './progress.js';
 
 const USAGE = `usage:
   starweave-ft train --config FILE [--run-dir DIR] [--json]   start a run
@@ -58,13 +59,15 @@ async function train(args: string[], json: boolean): Promise<number> {
     job.cancel();
   };
   process.on('SIGINT', onSigint);
-  const t0 = Date.now();
+  const progress = new ProgressLine(process.stderr);
+  const out = (line: string) => progress.log(line, process.stdout);
   try {
     for await (const e of job) {
       if (json) {
         console.log(JSON.stringify(e.type === 'failed' ? { type: 'failed', message: e.error.message } : e));
         continue;
       }
+      if (e.type === 'done' || e.type === 'failed') progress.end();
       switch (e.type) {
         case 'start': {
           const p = e.preflight;
@@ -77,19 +80,14 @@ async function train(args: string[], json: boolean): Promise<number> {
           if (p.train.droppedNoTargets) console.log(`  ${p.train.droppedNoTargets} train examples had no assistant tokens left after truncation`);
           break;
         }
-        case 'step': {
-          const el = (Date.now() - t0) / 1000;
-          const eta = (el / e.step) * (e.totalSteps - e.step);
-          process.stderr.write(
-            `step ${e.step}/${e.totalSteps} loss ${fmt(e.loss)} lr ${e.lr.toExponential(2)} |g| ${fmt(e.gradNorm, 3)} ${e.tokensPerSec.toFixed(0)} tok/s ETA ${eta.toFixed(0)}s${e.skipped ? ' (skipped: non-finite)' : ''}\n`,
-          );
+        case 'step':
+          progress.step(e);
           break;
-        }
         case 'eval':
-          console.log(`eval @${e.step}: held-out loss ${fmt(e.loss)} perplexity ${fmt(e.perplexity, 2)}`);
+          out(`eval @${e.step}: held-out loss ${fmt(e.loss)} perplexity ${fmt(e.perplexity, 2)}`);
           break;
         case 'checkpoint':
-          console.log(`checkpoint ${e.path}`);
+          out(`checkpoint ${e.path}`);
           break;
         case 'done':
           console.log(`${e.result.status} after ${e.result.steps} steps; best held-out loss ${fmt(e.result.bestEvalLoss)}`);

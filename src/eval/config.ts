@@ -20,6 +20,17 @@ export const GateSpecSchema = z.strictObject({
 });
 export type GateSpec = z.output<typeof GateSpecSchema>;
 
+/** What a failed gate proposes for the next round (docs/EVALUATION.md, "The Fail loop"). */
+export const RemediationSpecSchema = z.strictObject({
+  /** a failing category's training weight is multiplied by this for the next round */
+  oversample_factor: z.number().gt(1).max(100).default(2),
+  /** no category weight goes above this */
+  max_category_weight: z.number().min(1).max(100).default(8),
+  /** training records of each failing category listed for human review (review-queue.jsonl) */
+  review_examples: z.number().int().min(0).default(20),
+});
+export type RemediationSpec = z.output<typeof RemediationSpecSchema>;
+
 export const EvalMetricsSpecSchema = z.strictObject({
   /** held-out examples scored for token accuracy / loss (the first N) */
   max_examples: z.number().int().min(1).default(64),
@@ -33,6 +44,8 @@ export const EvalMetricsSpecSchema = z.strictObject({
   /** write report.html into the run directory at the end */
   report: z.boolean().default(true),
   gate: GateSpecSchema.default(GateSpecSchema.parse({})),
+  /** on a failed gate: remediation.json with the failing categories and the next round's training mix */
+  remediation: RemediationSpecSchema.default(RemediationSpecSchema.parse({})),
 });
 export type EvalMetricsSpecInput = z.input<typeof EvalMetricsSpecSchema>;
 export type EvalMetricsSpec = z.output<typeof EvalMetricsSpecSchema>;

@@ -1,7 +1,9 @@
 // Training runs: config, data loader, loop, checkpoints, run directories.
-export { RunConfigSchema, RunConfigError, parseRunConfig, loadRunConfigFile, type RunConfig, type RunConfigInput } from './config.js';
+export { RunConfigSchema, RunConfigError, parseRunConfig, loadRunConfigFile, readConfigObject, isYamlFile, type RunConfig, type RunConfigInput, type RunConfigIssue, type LocateField } from './config.js';
 export {
   DataLoader,
+  weightedIndices,
+  type LossOn,
   tokenizeExamples,
   packRows,
   makeBatch,

@@ -28,6 +28,7 @@ import { scoreTokens } from '../eval/evaluate.js';
 import { runEvaluation, writeEvalReport } from '../eval/run-eval.js';
 import type { EvalReport } from '../eval/run-eval.js';
 import { writeRunReport } from '../eval/report-html.js';
+import { planRemediation, REMEDIATION_FILE, writeRemediation } from '../eval/remediation.js';
 
 export interface DatasetInfo {
   kind: 'store' | 'inline';
@@ -566,6 +567,14 @@ async function runTraining(job: TrainingJob, input: RunConfigInput | RunConfig |
       } catch (e) {
         writeFileAtomicSync(join(runDir, 'eval.json'), JSON.stringify({ format: 'starweave-eval-error/1', error: e instanceof Error ? e.message : String(e) }, null, 2) + '\n');
       }
+      // the gate failed: say what the next round should do (the pipeline applies it)
+      if (evaluation && !evaluation.gate.passed) {
+        try {
+          writeRemediation(runDir, planRemediation(evaluation, { runDir, dataset: data.info, categoryWeights: t.category_weights, train: data.train, heldout: data.heldout }));
+        } catch (e) {
+          writeFileAtomicSync(join(runDir, REMEDIATION_FILE), JSON.stringify({ format: 'starweave-remediation-error/1', error: e instanceof Error ? e.message : String(e) }, null, 2) + '\n');
+        }
+      }
     }
     let adapterDir: string | null = null;
     if (status !== 'cancelled') {
@@ -593,7 +602,7 @@ async function runTraining(job: TrainingJob, input: RunConfigInput | RunConfig |
       bestEvalLoss: result.bestEvalLoss,
       bestEvalStep: state.earlyStopping.bestStep,
       nonfiniteSteps: state.nonfinite.steps,
-      ...(evaluation ? { gate: { passed: evaluation.gate.passed, reasons: evaluation.gate.reasons } } : {}),
+      ...(evaluation ? { gate: { passed: evaluation.gate.passed, reasons: evaluation.gate.reasons, ...(evaluation.gate.passed ? {} : { remediation: REMEDIATION_FILE }) } } : {}),
     });
     if (c.eval.metrics?.report) {
       try {
