@@ -7,6 +7,7 @@ import { runTrainCommand } from './train.js';
 import { runDemo } from './demo.js';
 import { runReviewCommand } from './review.js';
 import { runRegistryCommand } from './registry.js';
+import { runPipelineCommand } from './pipeline.js';
 
 const USAGE = `starweave-ft <command>
 
@@ -17,6 +18,9 @@ commands:
                     a LoRA training run (examples/run.json: the shipped corpus on a tiny generated model)
   runs list|show|compare
                     the training runs, their metrics, evaluation and HTML reports
+  pipeline --config FILE [--max-rounds N] | pipeline show DIR
+                    dataset build -> train -> evaluate -> gate, and on Fail back to preprocessing with
+                    the failing categories oversampled and queued for review, up to N rounds
   sweep --config FILE --set training.lr=1e-4,1e-3 [--set ...]
                     a grid over hyperparameters, ranked on held-out loss
   review export|import RUN_DIR ...
@@ -55,6 +59,8 @@ async function main(argv: string[]): Promise<number> {
       return runReviewCommand(rest);
     case 'registry':
       return runRegistryCommand(rest);
+    case 'pipeline':
+      return runPipelineCommand(rest);
     case 'train':
     case 'runs':
     case 'sweep':
