@@ -43,7 +43,7 @@ function nativeLogits(model: LlamaModel, rows: number[][]): Float32Array {
   return Float32Array.from(read(out));
 }
 
-async function setup(name: string, preset: 'tiny' | 'tiny-qwen2', edit?: (cfg: Record<string, unknown>) => void) {
+async function setup(name: string, preset: 'tiny' | 'tiny-qwen2', edit?: (cfg: Record<string, unknown>) => void, opset?: 17 | 23) {
   const gen = await generateTinyModel(join(root, name), preset, 5);
   if (edit) {
     const p = join(gen.dir, 'config.json');
@@ -54,13 +54,15 @@ async function setup(name: string, preset: 'tiny' | 'tiny-qwen2', edit?: (cfg: R
   const files = loadModelFiles(gen.dir);
   const model = LlamaModel.fromFiles(files);
   const out = join(root, `${name}-onnx`);
-  const manifest = await exportOnnx(gen.dir, out);
+  const manifest = await exportOnnx(gen.dir, out, { opset });
+  expect(manifest.opset).toBe(opset ?? 17);
   const ort = await OnnxCausalLM.load(out);
   return { gen, files, model, out, manifest, ort, V: files.config.vocabSize };
 }
 
-const CASES = [
+const CASES: { name: string; preset: 'tiny' | 'tiny-qwen2'; edit?: (c: Record<string, unknown>) => void; opset?: 17 | 23 }[] = [
   { name: 'llama (tied, f32)', preset: 'tiny' as const },
+  { name: 'qwen2 at opset 23 (RMSNormalization op)', preset: 'tiny-qwen2' as const, opset: 23 },
   { name: 'qwen2 (biases, untied, bf16)', preset: 'tiny-qwen2' as const },
   {
     name: 'llama3 rope scaling',
@@ -80,10 +82,10 @@ const CASES = [
   },
 ];
 
-describe.each(CASES)('$name', ({ name, preset, edit }) => {
+describe.each(CASES)('$name', ({ name, preset, edit, opset }) => {
   let s: Awaited<ReturnType<typeof setup>>;
   beforeAll(async () => {
-    s = await setup(name.replace(/\W+/g, '-'), preset, edit);
+    s = await setup(name.replace(/\W+/g, '-'), preset, edit, opset);
   });
   afterAll(async () => {
     await s.ort.release();
@@ -99,6 +101,8 @@ describe.each(CASES)('$name', ({ name, preset, edit }) => {
     expect(got.present.length).toBe(9);
     const k0 = got.present.tensors.get('present.0.key')!;
     expect(k0.dims).toEqual([2, s.files.config.numKvHeads, 9, s.files.config.headDim]);
+    const ops = new Set(decodeModel(readFileSync(join(s.out, 'model.onnx'))).graph.node.map((n) => n.op_type));
+    expect([ops.has('RMSNormalization'), ops.has('ReduceMean')]).toEqual(opset === 23 ? [true, false] : [false, true]);
   });
 
   test('prefill then decode steps through the KV cache equal a full forward', async () => {

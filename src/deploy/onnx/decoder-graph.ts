@@ -1,5 +1,5 @@
 // The ONNX graph of a Llama-family decoder with a KV cache, laid out as Hugging Face optimum exports
-// decoders (text-generation-with-past), in standard ONNX ops only (default domain, opset 17):
+// decoders (text-generation-with-past), in standard ONNX ops only (default domain, opset 17, or 23):
 //
 //   inputs   input_ids [batch_size, sequence_length] int64
 //            attention_mask [batch_size, total_sequence_length] int64 (1: attend, 0: padding)
@@ -8,7 +8,8 @@
 //   outputs  logits [batch_size, sequence_length, vocab] f32
 //            present.N.key / .value [batch_size, kv_heads, total_sequence_length, head_dim] f32
 //
-// total = past + sequence. Per layer: RMSNorm (Mul, ReduceMean, Add, Sqrt, Reciprocal, Mul; f32), q/k/v
+// total = past + sequence. Per layer: RMSNorm (Mul, ReduceMean, Add, Sqrt, Reciprocal, Mul in f32; at
+// opset 23 the RMSNormalization op with stash_type f32), q/k/v
 // projections (MatMul on [in, out] weights, Add for biases), RoPE from the position ids (Cast, Mul by
 // inv_freq, Concat, Cos, Sin; rotate_half by Slice / Neg / Concat), the new keys and values concatenated
 // to the past ones (the present outputs), grouped-query attention by broadcasting each kv head over its
@@ -30,7 +31,10 @@ import type { GraphProto } from './proto.js';
 import { quantizeInt8PerChannel } from './quantize.js';
 import { ropeInvFreq } from './rope.js';
 
+/** the default opset (onnxruntime >= 1.13, optimum's usual export); 23 adds RMSNormalization (onnxruntime >= 1.22) */
 export const OPSET = 17;
+export const OPSETS = [17, 23] as const;
+export type Opset = (typeof OPSETS)[number];
 export const DIM = { batch: 'batch_size', seq: 'sequence_length', past: 'past_sequence_length', total: 'total_sequence_length' } as const;
 export type Precision = 'f32' | 'int8';
 
@@ -39,6 +43,8 @@ export type WeightSource = (name: string) => Float32Array;
 
 export interface DecoderGraphOptions {
   precision?: Precision;
+  /** 17 (default): RMSNorm from elementary ops; 23: the RMSNormalization op */
+  opset?: Opset;
 }
 
 export function pastKeyName(layer: number, kind: 'key' | 'value'): string {
@@ -60,6 +66,8 @@ export function transpose(a: Float32Array, rows: number, cols: number): Float32A
 
 export function buildDecoderGraph(c: ModelConfig, weight: WeightSource, opts: DecoderGraphOptions = {}): GraphProto {
   const precision = opts.precision ?? 'f32';
+  const opset = opts.opset ?? OPSET;
+  if (!(OPSETS as readonly number[]).includes(opset)) throw new Error(`ONNX export: opset ${String(opset)} is not supported (${OPSETS.join(' or ')})`);
   const g = new GraphBuilder();
   const C = c.hiddenSize;
   const D = c.headDim;
@@ -102,6 +110,10 @@ export function buildDecoderGraph(c: ModelConfig, weight: WeightSource, opts: De
 
   const eps = g.float([c.rmsNormEps], []);
   const rmsNorm = (x: string, weightName: string, stem: string): string => {
+    if (opset >= 23) {
+      const w = g.initializer(weightName, weight(weightName), [C]);
+      return g.op('RMSNormalization', [x, w], [attr.int('axis', -1), attr.float('epsilon', c.rmsNormEps), attr.int('stash_type', DataType.FLOAT)], { name: stem });
+    }
     const sq = g.op('Mul', [x, x], [], { name: `${stem}/square` });
     const mean = g.op('ReduceMean', [sq], [attr.ints('axes', [-1]), attr.int('keepdims', 1)], { name: `${stem}/ReduceMean` });
     const rstd = g.op('Reciprocal', [g.op('Sqrt', [g.op('Add', [mean, eps], [], { name: `${stem}/eps` })], [], { name: `${stem}/Sqrt` })], [], { name: `${stem}/Reciprocal` });

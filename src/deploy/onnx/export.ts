@@ -10,8 +10,8 @@ import { basename, join, resolve } from 'node:path';
 import { replaceFileSync, writeAllSync, writeFileAtomicSync } from '../../model/atomic.js';
 import { loadModelFiles } from '../../model/files.js';
 import type { ModelConfig } from '../../model/config.js';
-import { buildDecoderGraph, OPSET } from './decoder-graph.js';
-import type { Precision, WeightSource } from './decoder-graph.js';
+import { buildDecoderGraph, OPSET, OPSETS } from './decoder-graph.js';
+import type { Opset, Precision, WeightSource } from './decoder-graph.js';
 import { readPeftAdapter } from '../peft.js';
 import { mergedTensors, TOKENIZER_FILES } from '../merged.js';
 import { DataLocation, encodeModel } from './proto.js';
@@ -21,8 +21,8 @@ import type { Int8Accuracy } from './accuracy.js';
 import { ioSpec, ONNX_DATA_FILE, ONNX_MANIFEST_FILE, ONNX_MODEL_FILE } from './manifest.js';
 import type { OnnxExportManifest } from './manifest.js';
 
-/** ONNX IR version 8 goes with opset 17 */
-const IR_VERSION = 8;
+/** the IR version that goes with each opset (onnx/helper.py VERSION_TABLE) */
+const IR_VERSION: Record<Opset, number> = { 17: 8, 23: 10 };
 /** protobuf messages cannot exceed 2 GiB; keep headroom for the graph itself */
 const INLINE_LIMIT = 1.8 * 1024 ** 3;
 /** the files a runtime needs beside the graph to tokenize and stop */
@@ -31,6 +31,8 @@ const SIDE_FILES = ['config.json', 'generation_config.json', ...TOKENIZER_FILES]
 export interface ExportOnnxOptions {
   /** f32 (default) or int8 (dynamic quantization of every linear layer's weight) */
   precision?: Precision;
+  /** ONNX opset: 17 (default, onnxruntime >= 1.13) or 23 (RMSNormalization; onnxruntime >= 1.22) */
+  opset?: Opset;
   /** a PEFT LoRA adapter directory merged into the weights before export */
   adapter?: string;
   /** weights in model.onnx.data (default: only when they pass 1.8 GB) */
@@ -57,11 +59,11 @@ function producerVersion(): string {
 }
 
 /** The ModelProto of a model directory's weights (f32 or int8), with the adapter merged. */
-export function buildOnnxModel(c: ModelConfig, weight: WeightSource, precision: Precision): ModelProto {
-  const graph = buildDecoderGraph(c, weight, { precision });
+export function buildOnnxModel(c: ModelConfig, weight: WeightSource, precision: Precision, opset: Opset = OPSET): ModelProto {
+  const graph = buildDecoderGraph(c, weight, { precision, opset });
   return {
-    ir_version: IR_VERSION,
-    opset_import: [{ domain: '', version: OPSET }],
+    ir_version: IR_VERSION[opset],
+    opset_import: [{ domain: '', version: opset }],
     producer_name: 'starweave-finetune',
     producer_version: producerVersion(),
     doc_string: `${c.architecture} causal LM with KV cache (optimum-style inputs/outputs), ${precision}`,
@@ -114,6 +116,8 @@ function writeExternalData(model: ModelProto, dataPath: string): void {
 export async function exportOnnx(modelDir: string, outDir: string, opts: ExportOnnxOptions = {}): Promise<OnnxExportManifest> {
   const precision = opts.precision ?? 'f32';
   if (precision !== 'f32' && precision !== 'int8') throw new Error(`exportOnnx: precision '${String(precision)}' is not supported (f32 or int8)`);
+  const opset = opts.opset ?? OPSET;
+  if (!(OPSETS as readonly number[]).includes(opset)) throw new Error(`exportOnnx: opset ${String(opset)} is not supported (${OPSETS.join(' or ')})`);
   const files = loadModelFiles(modelDir, { tokenizer: false, f16To: 'f32' });
   try {
     const c = files.config;
@@ -126,7 +130,7 @@ export async function exportOnnx(modelDir: string, outDir: string, opts: ExportO
       return t.values();
     };
     mkdirSync(outDir, { recursive: true });
-    const model = buildOnnxModel(c, weight, precision);
+    const model = buildOnnxModel(c, weight, precision, opset);
     let weightBytes = 0;
     for (const t of model.graph.initializer) weightBytes += t.raw_data?.byteLength ?? 0;
     const modelPath = join(outDir, ONNX_MODEL_FILE);
@@ -145,14 +149,14 @@ export async function exportOnnx(modelDir: string, outDir: string, opts: ExportO
 
     let accuracy: Int8Accuracy | undefined;
     if (precision === 'int8' && !opts.skipAccuracy) {
-      const reference = encodeModel(buildOnnxModel(c, weight, 'f32'));
+      const reference = encodeModel(buildOnnxModel(c, weight, 'f32', opset));
       accuracy = await measureInt8Accuracy({ f32: reference, int8: modelPath, config: c, modelDir, tokens: opts.accuracyTokens });
     }
     const manifest: OnnxExportManifest = {
       format: 'onnx',
       precision,
-      opset: OPSET,
-      irVersion: IR_VERSION,
+      opset,
+      irVersion: IR_VERSION[opset],
       producer: `starweave-finetune ${producerVersion()}`,
       files: written.map((name) => ({ name, bytes: statSync(join(outDir, name)).size, sha256: sha256File(join(outDir, name)) })),
       ...ioSpec(c),
