@@ -41,3 +41,18 @@ export * from './eval/index.js';
 export { runPipeline, readPipelineReport, PipelineError, PIPELINE_FILE, type PipelineReport, type PipelineRound, type PipelineEvent, type PipelineOptions, type PipelineStatus } from './pipeline/pipeline.js';
 export { runPipelineCommand } from './cli/pipeline.js';
 export * from './deploy/onnx/index.js';
+export {
+  Registry, RegistryError, RegisterParams, PromoteParams, REGISTRY_FORMAT, ARTIFACT_KINDS, detectKind as detectArtifactKind,
+  describeBaseModel, type ArtifactKind, type VersionRecord, type Lineage as VersionLineage, type HistoryEntry as ChannelHistoryEntry,
+  type RegistryIndex, type RegisterResult, type RegistryEvent, type TestSummary as VersionTestSummary, type BaseModelRef,
+} from './deploy/registry.js';
+export { RegistryLockError } from './deploy/registry-lock.js';
+export { ServingEngine, ServeRequest, type ServeResponse, type ServingOptions } from './deploy/serving.js';
+export {
+  loadSuite, parseSuite, runSuite, testVersion, promoteWithTests, checkResponse, formatFailures, SuiteSchema, SuiteError,
+  PromoteWithTestsParams, type Suite, type SuiteResult, type CaseResult, type CaseFailure, type PromoteWithTestsResult,
+} from './deploy/integration.js';
+export { validateJsonSchema, checkJsonSchema } from './deploy/integration-schema.js';
+export { Router, RouterConfig, RouteRequest, RouteError, keyBucket, type AbReport, type VersionReport, type RouteResponse, type Arm } from './deploy/router.js';
+export { Monitor, DriftConfig, LATENCY_BUCKETS_S, type DriftAlarm, type MonitorSnapshot, type Observation as MonitorObservation } from './deploy/monitor.js';
+export { runRegistryCommand, REGISTRY_USAGE } from './cli/registry.js';
