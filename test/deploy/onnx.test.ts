@@ -22,6 +22,7 @@ import { expectClose, randInts, uniform } from '../helpers/numeric.js';
 import { writeSafetensors } from '../../src/model/safetensors.js';
 import { read, restoreDefaults } from '../helpers/tensors.js';
 import { ropeInvFreqRef } from '../helpers/reference.js';
+import { Registry } from '../../src/deploy/registry.js';
 
 let root: string;
 beforeAll(() => {
@@ -266,6 +267,25 @@ describe('the export files', () => {
     expect((await b.forward({ ids })).logits).toEqual((await a.forward({ ids })).logits);
     await a.release();
     await b.release();
+  });
+
+  test('an int8 export registers as kind onnx with its accuracy as metrics, and the registered copy runs', async () => {
+    const gen = await generateTinyModel(join(root, 'reg'), 'tiny', 6);
+    const out = join(root, 'reg-onnx');
+    const m = await exportOnnx(gen.dir, out, { precision: 'int8' });
+    const reg = new Registry(join(root, 'registry'));
+    const a = m.accuracy!;
+    const r = await reg.register({ source: out, base: gen.dir, metrics: { int8_top1_agreement: a.top1Agreement, int8_max_abs_logit_delta: a.maxAbsLogitDelta } });
+    expect(r.version.kind).toBe('onnx');
+    expect(r.version.files.map((f) => f.path)).toEqual(expect.arrayContaining(['model.onnx', 'export.json']));
+    expect(r.version.files.find((f) => f.path === 'model.onnx')!.sha256).toBe(m.files.find((f) => f.name === 'model.onnx')!.sha256);
+    expect(r.version.lineage.metrics.int8_top1_agreement).toBe(a.top1Agreement);
+    const copy = await OnnxCausalLM.load(reg.versionDir(r.version.id));
+    const orig = await OnnxCausalLM.load(out);
+    const ids = [[5, 6, 7, 8]];
+    expect((await copy.forward({ ids })).logits).toEqual((await orig.forward({ ids })).logits);
+    await copy.release();
+    await orig.release();
   });
 
   test('rotary inverse frequencies equal the reference (default, llama3, linear)', () => {

@@ -108,12 +108,12 @@ export function buildDecoderGraph(c: ModelConfig, weight: WeightSource, opts: De
     return y;
   };
 
-  const eps = g.float([c.rmsNormEps], []);
   const rmsNorm = (x: string, weightName: string, stem: string): string => {
     if (opset >= 23) {
       const w = g.initializer(weightName, weight(weightName), [C]);
       return g.op('RMSNormalization', [x, w], [attr.int('axis', -1), attr.float('epsilon', c.rmsNormEps), attr.int('stash_type', DataType.FLOAT)], { name: stem });
     }
+    const eps = g.float([c.rmsNormEps], []);
     const sq = g.op('Mul', [x, x], [], { name: `${stem}/square` });
     const mean = g.op('ReduceMean', [sq], [attr.ints('axes', [-1]), attr.int('keepdims', 1)], { name: `${stem}/ReduceMean` });
     const rstd = g.op('Reciprocal', [g.op('Sqrt', [g.op('Add', [mean, eps], [], { name: `${stem}/eps` })], [], { name: `${stem}/Sqrt` })], [], { name: `${stem}/Reciprocal` });
