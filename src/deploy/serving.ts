@@ -78,6 +78,8 @@ interface Loaded {
   stop: number[];
   pending: Pending[];
   running: boolean;
+  /** unloaded: a request that got it from the cache just before must load the version again */
+  disposed: boolean;
   lastUsed: number;
 }
 
@@ -112,7 +114,8 @@ export class ServingEngine {
     const t0 = performance.now();
     const req = ServeRequest.parse(request);
     const id = this.registry.resolve(spec);
-    const l = await this.get(id);
+    let l = await this.get(id);
+    while (l.disposed) l = await this.get(id);
     l.lastUsed = Date.now();
     const ids = l.tok.encodeChat(req.messages);
     if (l.files.config) checkSequenceLength(l.files.config, ids.length + req.maxNewTokens);
@@ -184,7 +187,7 @@ export class ServingEngine {
       if (!files.tokenizer) throw new RegistryError(`${id}: ${files.dir} has no tokenizer`, 'invalid');
       model = LlamaModel.fromFiles(files);
       if (adapterDir) applyLoraAdapter(model, readPeftAdapter(adapterDir, { base: files.config }));
-      return { id, kind: v.kind, model, files, tok: files.tokenizer, stop: stopIds(files.tokenizer), pending: [], running: false, lastUsed: Date.now() };
+      return { id, kind: v.kind, model, files, tok: files.tokenizer, stop: stopIds(files.tokenizer), pending: [], running: false, disposed: false, lastUsed: Date.now() };
     } catch (e) {
       model?.dispose();
       files.release();
@@ -197,6 +200,7 @@ export class ServingEngine {
       setTimeout(() => this.disposeWhenIdle(l), 5);
       return;
     }
+    l.disposed = true;
     l.model.dispose();
     l.files.release();
   }

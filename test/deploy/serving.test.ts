@@ -74,6 +74,25 @@ describe('serving engine', () => {
     }
   });
 
+  test('one version loaded at a time under concurrent requests for two: every request is answered correctly', async () => {
+    const base = await tinyBase();
+    const reg = new Registry(join(tmp(), 'store'));
+    await reg.register({ source: await writeAdapter(join(tmp(), 'a1'), base, 5), base });
+    await reg.register({ source: await writeAdapter(join(tmp(), 'a2'), base, 6), base });
+    const engine = new ServingEngine(reg, { maxLoaded: 1 });
+    try {
+      const req = { messages: chat('What is a Port?'), maxNewTokens: 5 };
+      const want = { v1: (await engine.generate('v1', req)).text, v2: (await engine.generate('v2', req)).text };
+      expect(want.v1).not.toBe(want.v2);
+      const ids = Array.from({ length: 12 }, (_, i) => (i % 3 === 0 ? 'v2' : 'v1') as 'v1' | 'v2');
+      const rs = await Promise.all(ids.map((id) => engine.generate(id, req)));
+      rs.forEach((r, i) => expect([r.version, r.text]).toEqual([ids[i], want[ids[i]]]));
+      expect(engine.loaded()).toHaveLength(1);
+    } finally {
+      await engine.close();
+    }
+  });
+
   test('clear errors: an export it does not serve, a base model that moved, a prompt too long, a bad request', async () => {
     const base = join(tmp(), 'base');
     cpSync(await tinyBase(), base, { recursive: true });
