@@ -8,6 +8,7 @@ import { runDemo } from './demo.js';
 import { runReviewCommand } from './review.js';
 import { runRegistryCommand } from './registry.js';
 import { runPipelineCommand } from './pipeline.js';
+import { runEvalCommand } from './eval.js';
 
 const USAGE = `starweave-ft <command>
 
@@ -21,6 +22,8 @@ commands:
   pipeline --config FILE [--max-rounds N] | pipeline show DIR
                     dataset build -> train -> evaluate -> gate, and on Fail back to preprocessing with
                     the failing categories oversampled and queued for review, up to N rounds
+  eval perf --model DIR [--adapter DIR] [--prompts FILE]
+                    latency per request (p50/p95), prefill and decode tokens/s of a model
   sweep --config FILE --set training.lr=1e-4,1e-3 [--set ...]
                     a grid over hyperparameters, ranked on held-out loss
   review export|import RUN_DIR ...
@@ -61,6 +64,8 @@ async function main(argv: string[]): Promise<number> {
       return runRegistryCommand(rest);
     case 'pipeline':
       return runPipelineCommand(rest);
+    case 'eval':
+      return runEvalCommand(rest);
     case 'train':
     case 'runs':
     case 'sweep':

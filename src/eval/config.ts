@@ -31,6 +31,15 @@ export const RemediationSpecSchema = z.strictObject({
 });
 export type RemediationSpec = z.output<typeof RemediationSpecSchema>;
 
+/** The performance benchmark at the end of a run (src/eval/perf.ts) on held-out prompts: eval.json's `perf`. */
+export const PerfSpecSchema = z.strictObject({
+  /** held-out prompts served (the first N with an assistant turn) */
+  requests: z.number().int().min(1).default(4),
+  max_new_tokens: z.number().int().min(1).default(16),
+  warmup: z.number().int().min(0).default(1),
+});
+export type PerfSpec = z.output<typeof PerfSpecSchema>;
+
 export const EvalMetricsSpecSchema = z.strictObject({
   /** held-out examples scored for token accuracy / loss (the first N) */
   max_examples: z.number().int().min(1).default(64),
@@ -44,6 +53,8 @@ export const EvalMetricsSpecSchema = z.strictObject({
   /** write report.html into the run directory at the end */
   report: z.boolean().default(true),
   gate: GateSpecSchema.default(GateSpecSchema.parse({})),
+  /** latency and prefill / decode tokens/s of the tuned model (off when absent) */
+  perf: PerfSpecSchema.optional(),
   /** on a failed gate: remediation.json with the failing categories and the next round's training mix */
   remediation: RemediationSpecSchema.default(RemediationSpecSchema.parse({})),
 });

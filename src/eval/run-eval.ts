@@ -7,7 +7,9 @@ import type { LlamaModel } from '../model/native-model.js';
 import type { ModelTokenizer } from '../model/tokenizer.js';
 import { EvalMetricsSpecSchema } from './config.js';
 import type { EvalMetricsSpec, EvalMetricsSpecInput } from './config.js';
-import { evaluateModel, withAdapterOff } from './evaluate.js';
+import { evaluateModel, splitPrompt, withAdapterOff } from './evaluate.js';
+import { benchmarkModel } from './perf.js';
+import type { PerfReport } from './perf.js';
 import type { EvalRecord, ModelMetrics } from './evaluate.js';
 import { checkGate } from './gate.js';
 import type { GateResult } from './gate.js';
@@ -22,6 +24,8 @@ export interface EvalReport {
   /** tuned − base of the headline metrics (null where either is missing) */
   delta: { loss: number | null; tokenAccuracy: number | null; exactMatch: number | null; rougeL: number | null } | null;
   gate: GateResult;
+  /** the performance benchmark of the tuned model (eval.metrics.perf), null when not asked for */
+  perf?: PerfReport | null;
   seconds: number;
 }
 
@@ -40,6 +44,16 @@ export async function runEvaluation(
   const eo = { maxExamples: spec.max_examples, generateExamples: spec.generate_examples, maxNewTokens: spec.max_new_tokens, maxSeqLen: opts.maxSeqLen };
   const tuned = await evaluateModel(model, tok, records, eo);
   const base = spec.compare_base ? await withAdapterOff(model, () => evaluateModel(model, tok, records, eo)) : null;
+  let perf: PerfReport | null = null;
+  if (spec.perf) {
+    const prompts = records
+      .map(splitPrompt)
+      .filter((x): x is NonNullable<typeof x> => x !== null)
+      .map((x) => x.prompt)
+      .filter((p) => opts.maxSeqLen === undefined || tok.encodeChat(p).length + spec.perf!.max_new_tokens <= opts.maxSeqLen)
+      .slice(0, spec.perf.requests);
+    if (prompts.length) perf = await benchmarkModel(model, tok, { prompts, maxNewTokens: spec.perf.max_new_tokens, warmup: spec.perf.warmup });
+  }
   return {
     format: 'starweave-eval/1',
     step: opts.step ?? null,
@@ -51,6 +65,7 @@ export async function runEvaluation(
       ? { loss: diff(tuned.loss, base.loss), tokenAccuracy: diff(tuned.tokenAccuracy, base.tokenAccuracy), exactMatch: diff(tuned.exactMatch, base.exactMatch), rougeL: diff(tuned.rougeL, base.rougeL) }
       : null,
     gate: checkGate(spec.gate, tuned, base),
+    ...(spec.perf ? { perf } : {}),
     seconds: (performance.now() - t0) / 1000,
   };
 }
