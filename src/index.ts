@@ -56,3 +56,21 @@ export { validateJsonSchema, checkJsonSchema } from './deploy/integration-schema
 export { Router, RouterConfig, RouteRequest, RouteError, keyBucket, type AbReport, type VersionReport, type RouteResponse, type Arm } from './deploy/router.js';
 export { Monitor, DriftConfig, LATENCY_BUCKETS_S, type DriftAlarm, type MonitorSnapshot, type Observation as MonitorObservation } from './deploy/monitor.js';
 export { runRegistryCommand, REGISTRY_USAGE } from './cli/registry.js';
+export {
+  writePeftAdapter, writeLoraAdapter, readPeftAdapter, applyLoraAdapter, adapterOf, peftAdapterConfigJson, peftKey, parsePeftKey, loraScale,
+  ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, type LoraAdapter, type AdapterTensor, type AdapterDType, type WritePeftOptions, type ReadAdapterOptions,
+} from './deploy/peft.js';
+export { writeMergedModel, mergedTensors, mergeWeight, type MergedTensor, type MergedModelOptions, type MergedModelResult } from './deploy/merged.js';
+export {
+  writeGgufModel, writeGgufAdapter, ggufModelMetadata, ggufArchitecture, ggufTensorName, ggufPreTokenizer, permuteRows,
+  type GgufDType, type GgufModelOptions, type GgufAdapterOptions, type GgufExportResult,
+} from './deploy/gguf.js';
+export { writeGguf, encodeTensor, quantizeQ8_0, gv as ggufValue, GgufError, type GgufTensor, type GgufValue, type GgmlType } from './deploy/gguf-file.js';
+export {
+  writeOllamaModelfile, renderModelfile, recognizeChatTemplate, ollamaTemplate, renderFamily, CHAT_FAMILIES, ChatTemplateNotRecognized,
+  type ChatFamily, type ModelfileSpec, type OllamaModelfileOptions,
+} from './deploy/modelfile.js';
+export { exportModel, EXPORT_FORMATS, EXPORT_DTYPES, type ExportOptions, type ExportDType } from './deploy/export.js';
+export { resolveExportSource, loadExportInputs, ExportError, type ExportSource, type ExportSourceInput } from './deploy/source.js';
+export { readExportManifest, EXPORT_MANIFEST, type ExportManifest, type ExportFormat, type ExportFileEntry } from './deploy/manifest.js';
+export { runExportCommand, EXPORT_USAGE } from './cli/export.js';

@@ -6,6 +6,7 @@ import { runPortCommand } from '../port/cli.js';
 import { runTrainCommand } from './train.js';
 import { runDemo } from './demo.js';
 import { runReviewCommand } from './review.js';
+import { runExportCommand } from './export.js';
 import { runRegistryCommand } from './registry.js';
 import { runPipelineCommand } from './pipeline.js';
 import { runEvalCommand } from './eval.js';
@@ -28,6 +29,9 @@ commands:
                     a grid over hyperparameters, ranked on held-out loss
   review export|import RUN_DIR ...
                     blind A/B human review sheets of base vs tuned answers, and the win rate
+  export --run RUN_DIR | --adapter DIR [--model DIR] --format peft|merged|gguf|gguf-adapter|ollama --out DIR
+                    the tuned model as a PEFT adapter, a merged Hugging Face model, GGUF (llama.cpp) or
+                    GGUF + Ollama Modelfile, with an export.json manifest (starweave-ft export --help)
   registry list|show|register|tag|promote|rollback|history|test|verify ...
                     the model registry: versions with lineage, channels, promote (after an integration
                     suite) and one-step rollback (starweave-ft registry --help)
@@ -60,6 +64,8 @@ async function main(argv: string[]): Promise<number> {
       return runPortCommand(rest);
     case 'review':
       return runReviewCommand(rest);
+    case 'export':
+      return runExportCommand(rest);
     case 'registry':
       return runRegistryCommand(rest);
     case 'pipeline':
