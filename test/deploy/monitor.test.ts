@@ -75,6 +75,19 @@ describe('monitor', () => {
     return m.idle().then(() => expect(events).toEqual(['alarm v1 error_rate', 'recovered v1', 'alarm v1 latency_p95_ms']));
   });
 
+  test('a time window: only the requests of the last windowSeconds count', async () => {
+    const m = new Monitor({ drift: { windowRequests: 100, windowSeconds: 0.15, minRequests: 3, maxErrorRate: 0.5 } });
+    for (let i = 0; i < 3; i++) m.record({ version: 'v1', ok: false, latencyMs: 1 });
+    expect(m.alarms()).toHaveLength(1);
+    await new Promise((r) => setTimeout(r, 250));
+    // the errors have aged out: the window holds only what comes now
+    expect(m.snapshot().versions.v1.window).toMatchObject({ requests: 0, errors: 0 });
+    for (let i = 0; i < 3; i++) m.record({ version: 'v1', ok: true, latencyMs: 1 });
+    expect(m.snapshot().versions.v1.window).toMatchObject({ requests: 3, errors: 0, errorRate: 0 });
+    expect(m.snapshot().versions.v1.alarmActive).toBe(false);
+    expect(m.snapshot().versions.v1).toMatchObject({ requests: 6, errors: 3 });
+  });
+
   test('end to end: a version whose engine throws fires the alarm; auto-rollback restores the good version', async () => {
     const base = await tinyBase();
     const brokenBase = join(tmp(), 'base');
