@@ -2,7 +2,7 @@
 // llama.cpp (node-llama-cpp 3.21.1, prebuilt CPU) loads the merged model, and the base model with the
 // GGUF LoRA adapter, and its next-token probabilities on a prompt match our engine's (Llama: q/k rows
 // permuted; Qwen2: not); llama.cpp tokenizes prompts to our ids (the tiny tokenizer, Llama 3.1's, Qwen3's).
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -186,13 +186,27 @@ describe('llama.cpp tokenizes as our tokenizer does', () => {
     "It's 2026-11-29; we've got  3 spaces,\ttabs and\r\nCRLF — ünïcödé, 日本語, emoji 🤖 and 12345678 digits.",
     '<|im_start|>user\nWhat is a process?<|im_end|>\n<|im_start|>assistant\n',
   ];
+  /** the tiny tokenizer with another pre-tokenizer (the merges stay; both sides use the same ones) */
+  async function tinyWithPreTokenizer(name: string, preTokenizer: unknown): Promise<string> {
+    const m = await adaptedTinyModel(join(root, `tok-${name}`), 'tiny', { r: 1 });
+    m.dispose();
+    const file = join(m.dir, 'tokenizer.json');
+    const tj = JSON.parse(readFileSync(file, 'utf8'));
+    tj.pre_tokenizer = preTokenizer;
+    writeFileSync(file, JSON.stringify(tj));
+    return m.dir;
+  }
+  const byteLevel = { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: true };
   test.each([
     ['tiny', null, 512, 'smaug-bpe'],
+    ['GPT-2 byte-level split', { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: true }, 512, 'gpt-2'],
+    ['SmolLM digits + byte-level', { type: 'Sequence', pretokenizers: [{ type: 'Digits', individual_digits: true }, byteLevel] }, 512, 'smollm'],
     ['Llama 3.1', 'tokenizer-llama3_1', 128256, 'llama-bpe'],
     ['Qwen3', 'tokenizer-qwen3', 151936, 'qwen2'],
   ] as const)('%s', async (_name, pkg, vocab, pre) => {
     let dir: string;
-    if (pkg) dir = modelsOf(pkg);
+    if (typeof pkg === 'string') dir = modelsOf(pkg);
+    else if (pkg) dir = await tinyWithPreTokenizer(pre, pkg);
     else {
       const m = await adaptedTinyModel(join(root, 'tok-tiny'), 'tiny', { r: 1 });
       m.dispose();
@@ -213,6 +227,18 @@ describe('llama.cpp tokenizes as our tokenizer does', () => {
       }
     } finally {
       await model.dispose();
+    }
+    if (vocab === 512) {
+      // the pre-tokenizer name matters on these texts: under another one llama.cpp splits differently
+      const wrong = pre === 'gpt-2' ? 'smollm' : 'gpt-2';
+      const other = join(root, `vocab-${pre}-as-${wrong}.gguf`);
+      await writeGguf(other, meta.kv.map(([k, v]) => (k === 'tokenizer.ggml.pre' ? [k, { type: 'string', value: wrong }] : [k, v])), []);
+      const m2 = await llama.loadModel({ modelPath: other, vocabOnly: true });
+      try {
+        expect(TEXTS.some((t) => JSON.stringify(m2.tokenize(t, true)) !== JSON.stringify(tok.encode(t, { addSpecialTokens: false })))).toBe(true);
+      } finally {
+        await m2.dispose();
+      }
     }
   });
 });
