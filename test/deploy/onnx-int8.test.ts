@@ -5,7 +5,7 @@
 // activations through DynamicQuantizeLinear + MatMulInteger): the quantizer against a direct computation,
 // the graph's ops and initializer types read back, the file size, and the accuracy cost measured by
 // onnxruntime against the f32 export and against the native engine, written into export.json.
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setBf16Dot, Tensor } from '../../bindings/index.js';
@@ -129,6 +129,22 @@ describe.each(['tiny', 'tiny-qwen2'] as const)('int8 export of %s', (preset) => 
     model.dispose();
     files.release();
   });
+});
+
+test('int8 with external data: the same logits as inline; the f32 reference goes through a scratch export that is removed', async () => {
+  const dir = (await generateTinyModel(join(root, 'ext'), 'tiny-qwen2', 3)).dir;
+  const inline = await exportOnnx(dir, join(root, 'ext-inline'), { precision: 'int8' });
+  const ext = await exportOnnx(dir, join(root, 'ext-external'), { precision: 'int8', externalData: true });
+  expect(ext.files.map((f) => f.name)).toContain('model.onnx.data');
+  expect(readdirSync(join(root, 'ext-external')).filter((f) => f.startsWith('.'))).toEqual([]);
+  expect({ ...ext.accuracy }).toEqual({ ...inline.accuracy });
+  expect(ext.model.weightBytes).toBe(inline.model.weightBytes);
+  const a = await OnnxCausalLM.load(join(root, 'ext-inline'));
+  const b = await OnnxCausalLM.load(join(root, 'ext-external'));
+  const ids = [[9, 8, 7, 6, 5]];
+  expect((await b.forward({ ids })).logits).toEqual((await a.forward({ ids })).logits);
+  await a.release();
+  await b.release();
 });
 
 test('accuracy tokens can be given; skipAccuracy leaves it out', async () => {

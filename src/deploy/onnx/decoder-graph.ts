@@ -26,6 +26,7 @@
 import type { ModelConfig } from '../../model/config.js';
 import { layerPrefix } from '../../model/layout.js';
 import { attr, GraphBuilder } from './graph-builder.js';
+import type { ExternalDataSink } from './graph-builder.js';
 import { DataType } from './proto.js';
 import type { GraphProto } from './proto.js';
 import { quantizeInt8PerChannel } from './quantize.js';
@@ -45,6 +46,8 @@ export interface DecoderGraphOptions {
   precision?: Precision;
   /** 17 (default): RMSNorm from elementary ops; 23: the RMSNormalization op */
   opset?: Opset;
+  /** write the weights to an external data file as they are made (see GraphBuilder) */
+  external?: ExternalDataSink;
 }
 
 export function pastKeyName(layer: number, kind: 'key' | 'value'): string {
@@ -64,11 +67,11 @@ export function transpose(a: Float32Array, rows: number, cols: number): Float32A
   return out;
 }
 
-export function buildDecoderGraph(c: ModelConfig, weight: WeightSource, opts: DecoderGraphOptions = {}): GraphProto {
+export function buildDecoderGraph(c: ModelConfig, weight: WeightSource, opts: DecoderGraphOptions = {}): { graph: GraphProto; dataBytes: number } {
   const precision = opts.precision ?? 'f32';
   const opset = opts.opset ?? OPSET;
   if (!(OPSETS as readonly number[]).includes(opset)) throw new Error(`ONNX export: opset ${String(opset)} is not supported (${OPSETS.join(' or ')})`);
-  const g = new GraphBuilder();
+  const g = new GraphBuilder(opts.external);
   const C = c.hiddenSize;
   const D = c.headDim;
   const Hq = c.numHeads;
@@ -207,5 +210,5 @@ export function buildDecoderGraph(c: ModelConfig, weight: WeightSource, opts: De
   }
   g.output('logits', logits, DataType.FLOAT, [DIM.batch, DIM.seq, V]);
   for (const [name, value] of presents) g.output(name, value, DataType.FLOAT, [DIM.batch, Hkv, DIM.total, D]);
-  return g.build(`${c.architecture} decoder with past`);
+  return { graph: g.build(`${c.architecture} decoder with past`), dataBytes: g.dataBytes };
 }

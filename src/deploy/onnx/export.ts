@@ -5,8 +5,8 @@
 // precision, opset, inputs / outputs, every file's size and sha256, the source, and for int8 the measured
 // accuracy cost against the f32 graph.
 import { createHash } from 'node:crypto';
-import { copyFileSync, existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
-import { basename, join, resolve } from 'node:path';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { replaceFileSync, writeAllSync, writeFileAtomicSync } from '../../model/atomic.js';
 import { loadModelFiles } from '../../model/files.js';
 import type { ModelConfig } from '../../model/config.js';
@@ -14,7 +14,9 @@ import { buildDecoderGraph, OPSET, OPSETS } from './decoder-graph.js';
 import type { Opset, Precision, WeightSource } from './decoder-graph.js';
 import { readPeftAdapter } from '../peft.js';
 import { mergedTensors, TOKENIZER_FILES } from '../merged.js';
-import { DataLocation, encodeModel } from './proto.js';
+import { encodeModel } from './proto.js';
+import type { ExternalDataSink } from './graph-builder.js';
+import { parameterCount } from '../../model/layout.js';
 import type { ModelProto } from './proto.js';
 import { measureInt8Accuracy } from './accuracy.js';
 import type { Int8Accuracy } from './accuracy.js';
@@ -58,10 +60,10 @@ function producerVersion(): string {
   }
 }
 
-/** The ModelProto of a model directory's weights (f32 or int8), with the adapter merged. */
-export function buildOnnxModel(c: ModelConfig, weight: WeightSource, precision: Precision, opset: Opset = OPSET): ModelProto {
-  const graph = buildDecoderGraph(c, weight, { precision, opset });
-  return {
+/** The ModelProto of a model's weights (f32 or int8); with `external`, the weights go to that sink as they are made. */
+export function buildOnnxModel(c: ModelConfig, weight: WeightSource, precision: Precision, opset: Opset = OPSET, external?: ExternalDataSink): { model: ModelProto; dataBytes: number } {
+  const { graph, dataBytes } = buildDecoderGraph(c, weight, { precision, opset, external });
+  const model: ModelProto = {
     ir_version: IR_VERSION[opset],
     opset_import: [{ domain: '', version: opset }],
     producer_name: 'starweave-finetune',
@@ -77,36 +79,52 @@ export function buildOnnxModel(c: ModelConfig, weight: WeightSource, precision: 
       { key: 'vocab_size', value: String(c.vocabSize) },
     ],
   };
+  return { model, dataBytes };
+}
+
+/**
+ * Writes model.onnx into `dir`: weights inline, or (external) streamed into model.onnx.data one tensor at a
+ * time, 4096-aligned, so only the tensor being written is in memory. Both files are replaced atomically.
+ */
+export function writeOnnxModel(dir: string, c: ModelConfig, weight: WeightSource, precision: Precision, opset: Opset, external: boolean): { files: string[]; dataBytes: number } {
+  const modelPath = join(dir, ONNX_MODEL_FILE);
+  const dataPath = join(dir, ONNX_DATA_FILE);
+  let built: { model: ModelProto; dataBytes: number } | undefined;
+  if (external) {
+    replaceFileSync(dataPath, (fd) => {
+      let offset = 0;
+      built = buildOnnxModel(c, weight, precision, opset, {
+        location: ONNX_DATA_FILE,
+        write(bytes) {
+          const pad = (4096 - (offset % 4096)) % 4096;
+          if (pad) writeAllSync(fd, new Uint8Array(pad));
+          offset += pad;
+          const at = offset;
+          writeAllSync(fd, bytes);
+          offset += bytes.byteLength;
+          return at;
+        },
+      });
+    });
+  } else {
+    built = buildOnnxModel(c, weight, precision, opset);
+    rmSync(dataPath, { force: true }); // a stale data file of an earlier export
+  }
+  writeFileAtomicSync(modelPath, encodeModel(built!.model));
+  return { files: [ONNX_MODEL_FILE, ...(external ? [ONNX_DATA_FILE] : [])], dataBytes: built!.dataBytes };
+}
+
+/** Bytes of weights the export will hold (decides inline or external data before anything is built). */
+export function estimateWeightBytes(c: ModelConfig, precision: Precision): number {
+  const params = parameterCount(c);
+  if (precision === 'f32') return params * 4;
+  return c.vocabSize * c.hiddenSize * 4 + (params - c.vocabSize * c.hiddenSize) + (c.tieWordEmbeddings ? c.vocabSize * c.hiddenSize : 0);
 }
 
 function sha256File(path: string): string {
   const h = createHash('sha256');
   h.update(readFileSync(path));
   return h.digest('hex');
-}
-
-/** Moves every initializer's raw_data into `dataPath` (4096-aligned offsets) and points the tensors there. */
-function writeExternalData(model: ModelProto, dataPath: string): void {
-  const location = basename(dataPath);
-  replaceFileSync(dataPath, (fd) => {
-    let offset = 0;
-    for (const t of model.graph.initializer) {
-      const raw = t.raw_data;
-      if (!raw || raw.byteLength < 1024) continue;
-      const pad = (4096 - (offset % 4096)) % 4096;
-      if (pad) writeAllSync(fd, new Uint8Array(pad));
-      offset += pad;
-      writeAllSync(fd, raw);
-      t.external_data = [
-        { key: 'location', value: location },
-        { key: 'offset', value: String(offset) },
-        { key: 'length', value: String(raw.byteLength) },
-      ];
-      t.data_location = DataLocation.EXTERNAL;
-      delete t.raw_data;
-      offset += raw.byteLength;
-    }
-  });
 }
 
 /**
@@ -130,15 +148,9 @@ export async function exportOnnx(modelDir: string, outDir: string, opts: ExportO
       return t.values();
     };
     mkdirSync(outDir, { recursive: true });
-    const model = buildOnnxModel(c, weight, precision, opset);
-    let weightBytes = 0;
-    for (const t of model.graph.initializer) weightBytes += t.raw_data?.byteLength ?? 0;
+    const external = opts.externalData ?? estimateWeightBytes(c, precision) > INLINE_LIMIT;
+    const { files: written, dataBytes: weightBytes } = writeOnnxModel(outDir, c, weight, precision, opset, external);
     const modelPath = join(outDir, ONNX_MODEL_FILE);
-    const dataPath = join(outDir, ONNX_DATA_FILE);
-    const external = opts.externalData ?? weightBytes > INLINE_LIMIT;
-    if (external) writeExternalData(model, dataPath);
-    writeFileAtomicSync(modelPath, encodeModel(model));
-    const written = [ONNX_MODEL_FILE, ...(external ? [ONNX_DATA_FILE] : [])];
     for (const f of SIDE_FILES) {
       const src = join(modelDir, f);
       if (existsSync(src)) {
@@ -149,8 +161,19 @@ export async function exportOnnx(modelDir: string, outDir: string, opts: ExportO
 
     let accuracy: Int8Accuracy | undefined;
     if (precision === 'int8' && !opts.skipAccuracy) {
-      const reference = encodeModel(buildOnnxModel(c, weight, 'f32', opset));
-      accuracy = await measureInt8Accuracy({ f32: reference, int8: modelPath, config: c, modelDir, tokens: opts.accuracyTokens });
+      // the f32 reference: in memory, or for exports with external data a scratch export (external too) beside the output
+      if (!external && estimateWeightBytes(c, 'f32') <= INLINE_LIMIT) {
+        const reference = encodeModel(buildOnnxModel(c, weight, 'f32', opset).model);
+        accuracy = await measureInt8Accuracy({ f32: reference, int8: modelPath, config: c, modelDir, tokens: opts.accuracyTokens });
+      } else {
+        const scratch = mkdtempSync(join(outDir, '.f32-reference-'));
+        try {
+          writeOnnxModel(scratch, c, weight, 'f32', opset, true);
+          accuracy = await measureInt8Accuracy({ f32: join(scratch, ONNX_MODEL_FILE), int8: modelPath, config: c, modelDir, tokens: opts.accuracyTokens });
+        } finally {
+          rmSync(scratch, { recursive: true, force: true });
+        }
+      }
     }
     const manifest: OnnxExportManifest = {
       format: 'onnx',

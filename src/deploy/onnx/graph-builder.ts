@@ -1,7 +1,7 @@
 // A small builder of ONNX graphs: nodes with generated value names, attributes by kind, initializers
 // (f32 / int8 / uint8 / int64 / int32 raw data, little-endian) and graph inputs / outputs with named
 // dynamic dimensions. Constant int64 vectors are shared by value so a shape used by every layer is stored once.
-import { AttributeType, DataType } from './proto.js';
+import { AttributeType, DataLocation, DataType } from './proto.js';
 import type { AttributeProto, Dimension, GraphProto, NodeProto, TensorProto, ValueInfoProto } from './proto.js';
 
 export const attr = {
@@ -31,7 +31,22 @@ function dataTypeOf(data: InitializerData): number {
   return DataType.INT64;
 }
 
+/**
+ * Where large initializers go instead of raw_data: `write` appends the bytes to the external data file and
+ * returns their offset. The builder then keeps only the reference, so a graph's weights never all sit in
+ * memory at once.
+ */
+export interface ExternalDataSink {
+  /** the data file's name, relative to the .onnx file */
+  location: string;
+  write(bytes: Uint8Array): number;
+  /** initializers smaller than this stay inline (default 1024 bytes) */
+  minBytes?: number;
+}
+
 export class GraphBuilder {
+  /** bytes of every initializer added, inline or external */
+  dataBytes = 0;
   readonly nodes: NodeProto[] = [];
   readonly initializers: TensorProto[] = [];
   readonly inputs: ValueInfoProto[] = [];
@@ -39,6 +54,8 @@ export class GraphBuilder {
   private readonly names = new Set<string>();
   private readonly constants = new Map<string, string>();
   private counter = 0;
+
+  constructor(private readonly external?: ExternalDataSink) {}
 
   /** a value name not used yet, from a readable stem */
   fresh(stem: string): string {
@@ -68,7 +85,24 @@ export class GraphBuilder {
     if (n !== data.length) throw new Error(`initializer ${name}: ${data.length} values do not fill dims [${dims.join(', ')}]`);
     if (this.names.has(name)) throw new Error(`initializer ${name}: the name is already used in the graph`);
     this.names.add(name);
-    this.initializers.push({ name, dims, data_type: dataTypeOf(data), raw_data: bytesOf(data) });
+    const bytes = bytesOf(data);
+    this.dataBytes += bytes.byteLength;
+    if (this.external && bytes.byteLength >= (this.external.minBytes ?? 1024)) {
+      const offset = this.external.write(bytes);
+      this.initializers.push({
+        name,
+        dims,
+        data_type: dataTypeOf(data),
+        data_location: DataLocation.EXTERNAL,
+        external_data: [
+          { key: 'location', value: this.external.location },
+          { key: 'offset', value: String(offset) },
+          { key: 'length', value: String(bytes.byteLength) },
+        ],
+      });
+    } else {
+      this.initializers.push({ name, dims, data_type: dataTypeOf(data), raw_data: bytes });
+    }
     return name;
   }
 
