@@ -56,6 +56,7 @@ export { validateJsonSchema, checkJsonSchema } from './deploy/integration-schema
 export { Router, RouterConfig, RouteRequest, RouteError, keyBucket, type AbReport, type VersionReport, type RouteResponse, type Arm } from './deploy/router.js';
 export { Monitor, DriftConfig, LATENCY_BUCKETS_S, type DriftAlarm, type MonitorSnapshot, type Observation as MonitorObservation } from './deploy/monitor.js';
 export { runRegistryCommand, REGISTRY_USAGE } from './cli/registry.js';
+export { DeploymentService, DEPLOY_METHODS, DeployParamsError, type DeploymentOptions } from './deploy/serving-service.js';
 export {
   writePeftAdapter, writeLoraAdapter, readPeftAdapter, applyLoraAdapter, adapterOf, peftAdapterConfigJson, peftKey, parsePeftKey, loraScale,
   ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, type LoraAdapter, type AdapterTensor, type AdapterDType, type WritePeftOptions, type ReadAdapterOptions,

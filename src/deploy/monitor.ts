@@ -106,7 +106,7 @@ function histogramQuantile(buckets: number[], q: number): number | null {
 const label = (v: string) => v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
 
 export class Monitor extends EventEmitter {
-  readonly drift: z.output<typeof DriftConfig>;
+  drift: z.output<typeof DriftConfig>;
   readonly channel: string | null;
   private readonly registry: Registry | null;
   private readonly stats = new Map<string, VersionStats>();
@@ -119,6 +119,14 @@ export class Monitor extends EventEmitter {
     this.channel = opts.channel ?? null;
     this.registry = opts.registry ?? null;
     if (this.drift.autoRollback && (!this.registry || !this.channel)) throw new Error('monitor: drift.autoRollback needs registry and channel');
+  }
+
+  /** Changes the drift thresholds and window (the counts are kept; an active alarm stays until the window is back under). */
+  configure(drift: DriftConfig): void {
+    const d = DriftConfig.parse(drift);
+    if (d.autoRollback && (!this.registry || !this.channel)) throw new Error('monitor: drift.autoRollback needs registry and channel');
+    this.drift = d;
+    for (const s of this.stats.values()) while (s.window.length > d.windowRequests) s.window.shift();
   }
 
   /** Counts one served request and checks the version's window against the drift thresholds. */

@@ -118,9 +118,14 @@ export class Router {
     return { ...this.config };
   }
 
-  /** Changes the split (the candidate, its share, the salt); tallies are kept. */
-  configure(change: Partial<RouterConfig>): void {
-    this.config = RouterConfig.parse({ ...this.config, ...change });
+  /** Changes the split (the candidate, null for none; its share; the salt); tallies are kept. */
+  configure(change: Partial<Omit<RouterConfig, 'candidate'>> & { candidate?: string | null }): void {
+    const next: Record<string, unknown> = { ...this.config };
+    for (const [k, v] of Object.entries(change)) {
+      if (v === null) delete next[k];
+      else if (v !== undefined) next[k] = v;
+    }
+    this.config = RouterConfig.parse(next);
   }
 
   /** The arm and version a key goes to now. */
