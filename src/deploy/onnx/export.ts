@@ -5,7 +5,7 @@
 // precision, opset, inputs / outputs, every file's size and sha256, the source, and for int8 the measured
 // accuracy cost against the f32 graph.
 import { createHash } from 'node:crypto';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { closeSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { replaceFileSync, writeAllSync, writeFileAtomicSync } from '../../model/atomic.js';
 import { loadModelFiles } from '../../model/files.js';
@@ -123,7 +123,13 @@ export function estimateWeightBytes(c: ModelConfig, precision: Precision): numbe
 
 function sha256File(path: string): string {
   const h = createHash('sha256');
-  h.update(readFileSync(path));
+  const buf = Buffer.alloc(1 << 22);
+  const fd = openSync(path, 'r');
+  try {
+    for (let n; (n = readSync(fd, buf, 0, buf.length, null)) > 0; ) h.update(buf.subarray(0, n));
+  } finally {
+    closeSync(fd);
+  }
   return h.digest('hex');
 }
 
