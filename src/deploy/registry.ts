@@ -11,8 +11,8 @@
 //
 // Files are copied into a staging folder and hashed before the lock is taken, so the lock is held for
 // milliseconds even for a multi-GB merged model.
-import { appendFileSync, copyFileSync, createReadStream, existsSync, linkSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
-import { createHash, randomBytes } from 'node:crypto';
+import { appendFileSync, copyFileSync, existsSync, linkSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
 import { basename, dirname, join, relative, resolve, sep } from 'node:path';
 import { z } from 'zod';
 import { writeFileAtomicSync } from '../model/atomic.js';
@@ -20,6 +20,7 @@ import { sha256 } from '../data/hash.js';
 import { readEvalReport } from '../eval/run-eval.js';
 import { summarizeRun } from '../train/runs.js';
 import { withLock } from './registry-lock.js';
+import { EXPORT_MANIFEST, sha256File } from './manifest.js';
 import type { LockOptions } from './registry-lock.js';
 
 export const REGISTRY_FORMAT = 'starweave-registry/1';
@@ -74,6 +75,8 @@ export const VersionRecord = z.object({
   createdAt: z.string(),
   notes: z.string(),
   lineage: Lineage,
+  /** what the exporter's export.json says (format, precision), when the artifact has one */
+  export: z.object({ format: z.string(), precision: z.string().nullable() }).nullable().default(null),
   tests: z.array(TestSummary),
 });
 export type VersionRecord = z.infer<typeof VersionRecord>;
@@ -148,12 +151,6 @@ export interface RegistryEvent {
 
 // ---- content hashing
 
-async function hashFile(path: string): Promise<string> {
-  const h = createHash('sha256');
-  for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) h.update(chunk as Buffer);
-  return h.digest('hex');
-}
-
 /** Regular files under dir (relative paths, '/'-separated, sorted), leaving out our temp files. */
 export function listFiles(dir: string): string[] {
   const out: string[] = [];
@@ -173,7 +170,7 @@ export async function hashFiles(dir: string, paths: readonly string[]): Promise<
   const files: FileEntry[] = [];
   for (const p of paths) {
     const abs = join(dir, p);
-    files.push({ path: p, size: statSync(abs).size, sha256: await hashFile(abs) });
+    files.push({ path: p, size: statSync(abs).size, sha256: await sha256File(abs) });
   }
   const contentHash = sha256(files.map((f) => `${f.path}\t${f.size}\t${f.sha256}\n`).join(''));
   return { files, contentHash, bytes: files.reduce((s, f) => s + f.size, 0) };
@@ -236,6 +233,34 @@ function readJsonLoose(file: string): Record<string, unknown> | null {
   } catch (e) {
     throw new RegistryError(`${file}: not valid JSON: ${(e as Error).message}`);
   }
+}
+
+interface ExportInfo {
+  format: string;
+  precision: string | null;
+  baseDir: string | null;
+  runDir: string | null;
+  /** the files export.json lists with their sha256, checked against the staged copies */
+  files: { path: string; bytes: number; sha256: string }[];
+}
+
+/** export.json as the exporters write it: starweave-export/1 (export.ts) or the ONNX exporter's (format 'onnx'). */
+function readExportInfo(dir: string): ExportInfo | null {
+  const file = join(dir, EXPORT_MANIFEST);
+  const j = readJsonLoose(file);
+  if (!j) return null;
+  const at = (o: unknown, ...keys: string[]): unknown => keys.reduce<unknown>((v, k) => (v && typeof v === 'object' ? (v as Record<string, unknown>)[k] : undefined), o);
+  const str = (v: unknown) => (typeof v === 'string' && v ? v : null);
+  const files = (list: unknown, key: 'path' | 'name') =>
+    Array.isArray(list)
+      ? list
+          .filter((f) => typeof at(f, key) === 'string' && typeof at(f, 'sha256') === 'string')
+          .map((f) => ({ path: String(at(f, key)), bytes: Number(at(f, 'bytes')), sha256: String(at(f, 'sha256')) }))
+      : [];
+  if (j.format === 'starweave-export/1')
+    return { format: str(j.export) ?? 'export', precision: str(j.precision), baseDir: str(at(j, 'baseModel', 'dir')), runDir: str(at(j, 'source', 'run')), files: files(j.files, 'path') };
+  if (j.format === 'onnx') return { format: 'onnx', precision: str(j.precision), baseDir: str(at(j, 'source', 'modelDir')), runDir: null, files: files(j.files, 'name') };
+  return { format: str(j.format) ?? 'unknown', precision: str(j.precision), baseDir: null, runDir: null, files: [] };
 }
 
 /** The lineage a run directory gives: its id, dataset version, base model dir and metrics (eval.json, run.json, metrics.jsonl). */
@@ -427,8 +452,10 @@ export class Registry {
       source = join(source, 'adapter');
     }
     const kind = detectKind(source);
+    const exp = readExportInfo(source);
+    if (!runDir && exp?.runDir && existsSync(exp.runDir)) runDir = resolve(exp.runDir);
     const run = runDir ? runLineage(runDir) : null;
-    let baseDir = p.base ? resolve(p.base) : run?.baseDir ?? null;
+    let baseDir = p.base ? resolve(p.base) : (run?.baseDir ?? (exp?.baseDir && existsSync(join(exp.baseDir, 'config.json')) ? exp.baseDir : null));
     if (!baseDir && kind === 'peft-adapter') {
       const ac = readJsonLoose(join(source, 'adapter_config.json'));
       const b = ac?.base_model_name_or_path;
@@ -457,6 +484,11 @@ export class Registry {
         copyFileSync(join(source, rel), to);
       }
       const { files, contentHash, bytes } = await hashFiles(staging, paths);
+      for (const f of exp?.files ?? []) {
+        const got = files.find((x) => x.path === f.path);
+        if (!got) throw new RegistryError(`${join(source, EXPORT_MANIFEST)} lists ${f.path}, which the directory does not hold`);
+        if (got.sha256 !== f.sha256) throw new RegistryError(`${join(source, f.path)}: sha256 ${got.sha256.slice(0, 12)}… differs from ${f.sha256.slice(0, 12)}… in ${EXPORT_MANIFEST} (the file changed after the export)`);
+      }
       const lineage: Lineage = {
         run: run?.run ?? null,
         datasetVersion: p.datasetVersion ?? run?.datasetVersion ?? null,
@@ -469,7 +501,7 @@ export class Registry {
         const seq = ix.nextSeq++;
         const id = `v${seq}`;
         renameSync(staging, this.versionDir(id));
-        const version: VersionRecord = { id, seq, kind, contentHash, files, bytes, source, createdAt: new Date().toISOString(), notes: p.notes, lineage, tests: [] };
+        const version: VersionRecord = { id, seq, kind, contentHash, files, bytes, source, createdAt: new Date().toISOString(), notes: p.notes, lineage, export: exp ? { format: exp.format, precision: exp.precision } : null, tests: [] };
         ix.versions[id] = version;
         emit('register', { version: id, kind, contentHash, source, run: lineage.run?.id ?? null, base: base?.name ?? null });
         for (const t of p.tags) {
@@ -566,7 +598,7 @@ export class Registry {
     for (const f of v.files) {
       const p = join(dir, f.path);
       if (!existsSync(p)) problems.push(`${f.path}: missing`);
-      else if ((await hashFile(p)) !== f.sha256) problems.push(`${f.path}: content changed`);
+      else if ((await sha256File(p)) !== f.sha256) problems.push(`${f.path}: content changed`);
     }
     return { version: id, ok: problems.length === 0, problems };
   }
