@@ -1,15 +1,12 @@
 // Statistics of the A/B comparison and the monitor: quantiles, means with Student-t confidence
 // intervals, Welch's t-test (ratings, latencies), the two-proportion z-test (error rates). The t
 // distribution's CDF comes from the regularized incomplete beta function (Lentz's continued fraction).
+import { percentile } from '../eval/perf.js';
 
-/** The q-quantile (0..1) of the values by linear interpolation between order statistics (numpy's default); null when empty. */
+/** The q-quantile (0..1) of the values, nearest rank (eval/perf.ts's percentile); null when empty. */
 export function quantile(values: readonly number[], q: number): number | null {
   if (!values.length) return null;
-  const s = [...values].sort((a, b) => a - b);
-  const pos = (s.length - 1) * q;
-  const lo = Math.floor(pos);
-  const hi = Math.ceil(pos);
-  return s[lo] + (s[hi] - s[lo]) * (pos - lo);
+  return percentile([...values].sort((a, b) => a - b), q * 100);
 }
 
 export function mean(values: readonly number[]): number | null {
