@@ -1,4 +1,4 @@
-// `starweave-ft registry list|show|register|tag|promote|rollback|history|test|verify`: the model registry
+// `starweave-ft registry list|show|register|tag|untag|promote|rollback|history|test|verify|events`: the model registry
 // (src/deploy/registry.ts) at a terminal. Thin: every command is one library call.
 import { resolve } from 'node:path';
 import { Registry } from '../deploy/registry.js';
@@ -15,6 +15,7 @@ export const REGISTRY_USAGE = `usage: starweave-ft registry <command> [--store D
                   [--hardlink]         register an artifact: a PEFT adapter dir, a run dir (its adapter/),
                                        a merged model dir, or a GGUF / ONNX export dir
   tag VERSION NAME                     point a tag at a version
+  untag NAME                           remove a tag
   promote VERSION CHANNEL [--suite FILE] [--reason TEXT] [--force]
                                        make VERSION what CHANNEL serves; with --suite, only if the
                                        integration suite passes (failures listed, exit 1)
@@ -22,6 +23,7 @@ export const REGISTRY_USAGE = `usage: starweave-ft registry <command> [--store D
   history CHANNEL                      promotions and rollbacks of a channel
   test VERSION --suite FILE            run an integration suite (JSON / YAML) and store the result
   verify VERSION                       recompute the stored files' hashes
+  events                               the audit log (register, tag, promote, rollback, test, drift_alarm)
 
 VERSION: an id (v3), a tag, a content-hash prefix, or @CHANNEL. The store is --store DIR, else
 $STARWEAVE_REGISTRY, else .starweave/registry.`;
@@ -133,6 +135,22 @@ export async function runRegistryCommand(args: string[]): Promise<number> {
       case 'tag': {
         const r = await reg.tag(need(a, 'VERSION'), need(b, 'NAME'));
         out(r, () => console.log(`#${r.tag} -> ${r.version}${r.movedFrom ? ` (was ${r.movedFrom})` : ''}`));
+        return 0;
+      }
+      case 'untag': {
+        const tag = need(a, 'NAME');
+        await reg.untag(tag);
+        out({ tag }, () => console.log(`#${tag} removed`));
+        return 0;
+      }
+      case 'events': {
+        const ev = reg.events();
+        out(ev, () => {
+          for (const e of ev) {
+            const { at, type, ...rest } = e;
+            console.log(`${at}  ${type.padEnd(11)} ${Object.entries(rest).filter(([, v]) => v !== null && typeof v !== 'object').map(([k, v]) => `${k}=${String(v)}`).join(' ')}`);
+          }
+        });
         return 0;
       }
       case 'promote': {

@@ -63,6 +63,12 @@ describe('registry CLI', () => {
     expect(r.out).toMatch(/suite cli on v1: 1\/1 passed/);
     r = await cli(['show', 'v1', '--json', ...s]);
     expect(JSON.parse(r.out).tests.map((t: { passed: boolean }) => t.passed)).toEqual([false, true, true]);
+    r = await cli(['untag', 'first', ...s]);
+    expect(r.out).toBe('#first removed');
+    expect((await cli(['untag', 'first', ...s])).err).toMatch(/no tag 'first'/);
+    r = await cli(['events', ...s]);
+    expect(r.out.split('\n').map((l) => l.split(/\s+/)[1])).toEqual(['register', 'tag', 'register', 'test', 'test', 'promote', 'promote', 'promote', 'rollback', 'test', 'untag']);
+    expect(r.out).toContain('rollback    channel=production version=v1 previous=v2');
     r = await cli(['verify', 'v2', ...s]);
     expect(r.out).toBe('v2: every file matches its hash');
 
