@@ -92,12 +92,12 @@ describe.each(['tiny', 'tiny-qwen2'] as const)('int8 export of %s', (preset) => 
     const f32Bytes = readFileSync(join(f32Out, 'model.onnx')).length;
     const int8Bytes = readFileSync(join(int8Out, 'model.onnx')).length;
     expect(int8Bytes).toBeLessThan(f32Bytes * 0.75);
-    expect(m.files.find((f: { name: string }) => f.name === 'model.onnx').bytes).toBe(int8Bytes);
+    expect(m.files.find((f: { path: string }) => f.path === 'model.onnx').bytes).toBe(int8Bytes);
   });
 
   test('accuracy cost in export.json, and close to the f32 graph and the native engine', async () => {
     const m = JSON.parse(readFileSync(join(int8Out, 'export.json'), 'utf8'));
-    const a = m.accuracy;
+    const a = m.details.accuracy;
     expect(a.reference).toBe('f32 ONNX export of the same weights');
     expect(a.tokens).toBe('held-out text');
     expect(a.positions).toBeGreaterThan(50);
@@ -135,10 +135,10 @@ test('int8 with external data: the same logits as inline; the f32 reference goes
   const dir = (await generateTinyModel(join(root, 'ext'), 'tiny-qwen2', 3)).dir;
   const inline = await exportOnnx(dir, join(root, 'ext-inline'), { precision: 'int8' });
   const ext = await exportOnnx(dir, join(root, 'ext-external'), { precision: 'int8', externalData: true });
-  expect(ext.files.map((f) => f.name)).toContain('model.onnx.data');
+  expect(ext.files.map((f) => f.path)).toContain('model.onnx.data');
   expect(readdirSync(join(root, 'ext-external')).filter((f) => f.startsWith('.'))).toEqual([]);
-  expect({ ...ext.accuracy }).toEqual({ ...inline.accuracy });
-  expect(ext.model.weightBytes).toBe(inline.model.weightBytes);
+  expect({ ...ext.details.accuracy }).toEqual({ ...inline.details.accuracy });
+  expect(ext.details.model.weightBytes).toBe(inline.details.model.weightBytes);
   const a = await OnnxCausalLM.load(join(root, 'ext-inline'));
   const b = await OnnxCausalLM.load(join(root, 'ext-external'));
   const ids = [[9, 8, 7, 6, 5]];
@@ -150,7 +150,7 @@ test('int8 with external data: the same logits as inline; the f32 reference goes
 test('accuracy tokens can be given; skipAccuracy leaves it out', async () => {
   const dir = (await generateTinyModel(join(root, 'given'), 'tiny', 2)).dir;
   const m = await exportOnnx(dir, join(root, 'given-int8'), { precision: 'int8', accuracyTokens: [[1, 2, 3, 4, 5, 6]] });
-  expect(m.accuracy).toMatchObject({ tokens: 'given', sequences: 1, positions: 6 });
+  expect(m.details.accuracy).toMatchObject({ tokens: 'given', sequences: 1, positions: 6 });
   const s = await exportOnnx(dir, join(root, 'skip-int8'), { precision: 'int8', skipAccuracy: true });
-  expect(s.accuracy).toBeUndefined();
+  expect(s.details.accuracy).toBeUndefined();
 });

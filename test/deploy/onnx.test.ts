@@ -23,6 +23,7 @@ import { writeSafetensors } from '../../src/model/safetensors.js';
 import { read, restoreDefaults } from '../helpers/tensors.js';
 import { ropeInvFreqRef } from '../helpers/reference.js';
 import { Registry } from '../../src/deploy/registry.js';
+import { readExportManifest } from '../../src/deploy/manifest.js';
 
 let root: string;
 beforeAll(() => {
@@ -56,7 +57,7 @@ async function setup(name: string, preset: 'tiny' | 'tiny-qwen2', edit?: (cfg: R
   const model = LlamaModel.fromFiles(files);
   const out = join(root, `${name}-onnx`);
   const manifest = await exportOnnx(gen.dir, out, { opset });
-  expect(manifest.opset).toBe(opset ?? 17);
+  expect(manifest.details.opset).toBe(opset ?? 17);
   const ort = await OnnxCausalLM.load(out);
   return { gen, files, model, out, manifest, ort, V: files.config.vocabSize };
 }
@@ -209,23 +210,24 @@ describe('the export files', () => {
     const gen = await generateTinyModel(join(root, 'files'), 'tiny-qwen2', 8);
     const out = join(root, 'files-onnx');
     const m = await exportOnnx(gen.dir, out);
-    expect(m.format).toBe('onnx');
-    expect(m.precision).toBe('f32');
-    expect(m.opset).toBe(17);
-    const onnx = m.files.find((f) => f.name === 'model.onnx')!;
+    expect([m.format, m.export, m.precision, m.details.opset, m.details.irVersion]).toEqual(['starweave-export/1', 'onnx', 'f32', 17, 8]);
+    expect(m.baseModel).toMatchObject({ architecture: 'Qwen2ForCausalLM', dtype: 'bf16' });
+    expect(m.totalBytes).toBe(m.files.reduce((n, f) => n + f.bytes, 0));
+    expect(Object.fromEntries(m.files.map((f) => [f.path, f.role]))).toMatchObject({ 'model.onnx': 'graph and weights', 'config.json': 'config', 'tokenizer.json': 'tokenizer' });
+    const onnx = m.files.find((f) => f.path === 'model.onnx')!;
     const bytes = readFileSync(join(out, 'model.onnx'));
     expect(onnx.bytes).toBe(bytes.length);
     expect(onnx.sha256).toBe(createHash('sha256').update(bytes).digest('hex'));
-    expect(m.files.map((f) => f.name)).toEqual(expect.arrayContaining(['config.json', 'tokenizer.json', 'tokenizer_config.json']));
-    expect(JSON.parse(readFileSync(join(out, 'export.json'), 'utf8'))).toEqual(m);
+    expect(m.files.map((f) => f.path)).toEqual(expect.arrayContaining(['config.json', 'tokenizer.json', 'tokenizer_config.json']));
+    expect(readExportManifest(out)).toEqual(m); // the shared manifest reader of every export
     // f32 weights: at least 4 bytes per parameter in the file
-    expect(onnx.bytes).toBeGreaterThan(m.model.parameters * 4);
+    expect(onnx.bytes).toBeGreaterThan(m.baseModel.parameters * 4);
 
     const proto = decodeModel(bytes);
     expect(proto.opset_import).toEqual([{ domain: '', version: 17 }]);
     const g = proto.graph;
-    expect(g.input.map((i) => i.name)).toEqual(m.inputs.map((i) => i.name));
-    expect(g.output.map((o) => o.name)).toEqual(m.outputs.map((o) => o.name));
+    expect(g.input.map((i) => i.name)).toEqual(m.details.inputs.map((i) => i.name));
+    expect(g.output.map((o) => o.name)).toEqual(m.details.outputs.map((o) => o.name));
     expect(g.input.map((i) => i.name).slice(0, 5)).toEqual(['input_ids', 'attention_mask', 'position_ids', 'past_key_values.0.key', 'past_key_values.0.value']);
     const dims = (v: (typeof g.input)[number]) => v.type.tensor_type.shape.dim.map((d) => d.dim_param ?? d.dim_value);
     expect(dims(g.input[3])).toEqual(['batch_size', 2, 'past_sequence_length', 16]);
@@ -254,9 +256,9 @@ describe('the export files', () => {
     const external = join(root, 'ext-external');
     await exportOnnx(gen.dir, inline);
     const m = await exportOnnx(gen.dir, external, { externalData: true });
-    const sizes = Object.fromEntries(m.files.map((f) => [f.name, f.bytes]));
-    expect(sizes['model.onnx.data']).toBeGreaterThan(m.model.parameters * 4 * 0.99); // norm weights stay inline
-    expect(sizes['model.onnx']).toBeLessThan(m.model.parameters * 4 * 0.1); // the graph and the norm weights
+    const sizes = Object.fromEntries(m.files.map((f) => [f.path, f.bytes]));
+    expect(sizes['model.onnx.data']).toBeGreaterThan(m.baseModel.parameters * 4 * 0.99); // norm weights stay inline
+    expect(sizes['model.onnx']).toBeLessThan(m.baseModel.parameters * 4 * 0.1); // the graph and the norm weights
     const proto = decodeModel(readFileSync(join(external, 'model.onnx')));
     const emb = proto.graph.initializer.find((t) => t.name === 'model.embed_tokens.weight')!;
     expect(emb.data_location).toBe(1);
@@ -274,11 +276,11 @@ describe('the export files', () => {
     const out = join(root, 'reg-onnx');
     const m = await exportOnnx(gen.dir, out, { precision: 'int8' });
     const reg = new Registry(join(root, 'registry'));
-    const a = m.accuracy!;
+    const a = m.details.accuracy!;
     const r = await reg.register({ source: out, base: gen.dir, metrics: { int8_top1_agreement: a.top1Agreement, int8_max_abs_logit_delta: a.maxAbsLogitDelta } });
     expect(r.version.kind).toBe('onnx');
     expect(r.version.files.map((f) => f.path)).toEqual(expect.arrayContaining(['model.onnx', 'export.json']));
-    expect(r.version.files.find((f) => f.path === 'model.onnx')!.sha256).toBe(m.files.find((f) => f.name === 'model.onnx')!.sha256);
+    expect(r.version.files.find((f) => f.path === 'model.onnx')!.sha256).toBe(m.files.find((f) => f.path === 'model.onnx')!.sha256);
     expect(r.version.lineage.metrics.int8_top1_agreement).toBe(a.top1Agreement);
     const copy = await OnnxCausalLM.load(reg.versionDir(r.version.id));
     const orig = await OnnxCausalLM.load(out);

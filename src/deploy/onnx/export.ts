@@ -4,8 +4,7 @@
 // when asked), the config and tokenizer files beside it (as optimum exports them), and export.json: format,
 // precision, opset, inputs / outputs, every file's size and sha256, the source, and for int8 the measured
 // accuracy cost against the f32 graph.
-import { createHash } from 'node:crypto';
-import { closeSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, statSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { replaceFileSync, writeAllSync, writeFileAtomicSync } from '../../model/atomic.js';
 import { loadModelFiles } from '../../model/files.js';
@@ -21,6 +20,7 @@ import type { ModelProto } from './proto.js';
 import { measureInt8Accuracy } from './accuracy.js';
 import type { Int8Accuracy } from './accuracy.js';
 import { ioSpec, ONNX_DATA_FILE, ONNX_MANIFEST_FILE, ONNX_MODEL_FILE } from './manifest.js';
+import { describeFiles, EXPORT_MANIFEST_FORMAT } from '../manifest.js';
 import type { OnnxExportManifest } from './manifest.js';
 
 /** the IR version that goes with each opset (onnx/helper.py VERSION_TABLE) */
@@ -28,7 +28,7 @@ const IR_VERSION: Record<Opset, number> = { 17: 8, 23: 10 };
 /** protobuf messages cannot exceed 2 GiB; keep headroom for the graph itself */
 const INLINE_LIMIT = 1.8 * 1024 ** 3;
 /** the files a runtime needs beside the graph to tokenize and stop */
-const SIDE_FILES = ['config.json', 'generation_config.json', ...TOKENIZER_FILES];
+const SIDE_FILES: [file: string, role: string][] = [['config.json', 'config'], ['generation_config.json', 'generation config'], ...TOKENIZER_FILES.map((f): [string, string] => [f, 'tokenizer'])];
 
 export interface ExportOnnxOptions {
   /** f32 (default) or int8 (dynamic quantization of every linear layer's weight) */
@@ -121,17 +121,6 @@ export function estimateWeightBytes(c: ModelConfig, precision: Precision): numbe
   return c.vocabSize * c.hiddenSize * 4 + (params - c.vocabSize * c.hiddenSize) + (c.tieWordEmbeddings ? c.vocabSize * c.hiddenSize : 0);
 }
 
-function sha256File(path: string): string {
-  const h = createHash('sha256');
-  const buf = Buffer.alloc(1 << 22);
-  const fd = openSync(path, 'r');
-  try {
-    for (let n; (n = readSync(fd, buf, 0, buf.length, null)) > 0; ) h.update(buf.subarray(0, n));
-  } finally {
-    closeSync(fd);
-  }
-  return h.digest('hex');
-}
 
 /**
  * Exports the model directory `modelDir` (with `opts.adapter` merged) to `outDir` as an ONNX decoder with a
@@ -157,11 +146,12 @@ export async function exportOnnx(modelDir: string, outDir: string, opts: ExportO
     const external = opts.externalData ?? estimateWeightBytes(c, precision) > INLINE_LIMIT;
     const { files: written, dataBytes: weightBytes } = writeOnnxModel(outDir, c, weight, precision, opset, external);
     const modelPath = join(outDir, ONNX_MODEL_FILE);
-    for (const f of SIDE_FILES) {
+    const roles: { path: string; role: string }[] = written.map((path) => ({ path, role: path === ONNX_DATA_FILE ? 'weights (ONNX external data)' : external ? 'graph' : 'graph and weights' }));
+    for (const [f, role] of SIDE_FILES) {
       const src = join(modelDir, f);
       if (existsSync(src)) {
         copyFileSync(src, join(outDir, f));
-        written.push(f);
+        roles.push({ path: f, role });
       }
     }
 
@@ -181,27 +171,44 @@ export async function exportOnnx(modelDir: string, outDir: string, opts: ExportO
         }
       }
     }
+    const described = await describeFiles(outDir, roles);
+    const lora = adapter?.config;
+    const layers = lora?.layers_to_transform;
     const manifest: OnnxExportManifest = {
-      format: 'onnx',
+      format: EXPORT_MANIFEST_FORMAT,
+      export: 'onnx',
       precision,
-      opset,
-      irVersion: IR_VERSION[opset],
-      producer: `starweave-finetune ${producerVersion()}`,
-      files: written.map((name) => ({ name, bytes: statSync(join(outDir, name)).size, sha256: sha256File(join(outDir, name)) })),
-      ...ioSpec(c),
-      model: {
-        architecture: c.architecture,
-        vocabSize: c.vocabSize,
-        hiddenSize: c.hiddenSize,
-        numLayers: c.numLayers,
-        numHeads: c.numHeads,
-        numKvHeads: c.numKvHeads,
-        headDim: c.headDim,
-        parameters: [...files.weights.values()].reduce((n, t) => n + t.numel, 0),
-        weightBytes,
+      createdAt: new Date().toISOString(),
+      baseModel: { dir: resolve(modelDir), architecture: c.architecture, dtype: c.torchDtype, parameters: parameterCount(c) },
+      source: { run: null, adapter: opts.adapter ? resolve(opts.adapter) : null },
+      lora: lora
+        ? {
+            r: lora.r,
+            loraAlpha: lora.lora_alpha,
+            useRslora: lora.use_rslora,
+            targetModules: lora.target_modules === 'all-linear' ? ['all-linear'] : [...lora.target_modules],
+            layersToTransform: layers === undefined || layers === null ? null : Array.isArray(layers) ? layers : [layers],
+          }
+        : null,
+      files: described,
+      totalBytes: described.reduce((n, f) => n + f.bytes, 0),
+      details: {
+        opset,
+        irVersion: IR_VERSION[opset],
+        producer: `starweave-finetune ${producerVersion()}`,
+        ...ioSpec(c),
+        model: {
+          architecture: c.architecture,
+          vocabSize: c.vocabSize,
+          hiddenSize: c.hiddenSize,
+          numLayers: c.numLayers,
+          numHeads: c.numHeads,
+          numKvHeads: c.numKvHeads,
+          headDim: c.headDim,
+          weightBytes,
+        },
+        ...(accuracy ? { accuracy } : {}),
       },
-      source: { modelDir: resolve(modelDir), adapter: opts.adapter ? resolve(opts.adapter) : null, weightsDType: c.torchDtype, createdAt: new Date().toISOString() },
-      ...(accuracy ? { accuracy } : {}),
     };
     writeFileAtomicSync(join(outDir, ONNX_MANIFEST_FILE), JSON.stringify(manifest, null, 2) + '\n');
     return manifest;

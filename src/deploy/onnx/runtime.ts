@@ -59,7 +59,7 @@ function int64(rows: readonly (readonly number[])[], Ort: Ort): ort.Tensor {
 }
 
 /** The shapes a caller needs to feed the cache (export.json's `model`). */
-export type OnnxModelShape = Pick<OnnxExportManifest['model'], 'numLayers' | 'numKvHeads' | 'headDim' | 'vocabSize'>;
+export type OnnxModelShape = Pick<OnnxExportManifest['details']['model'], 'numLayers' | 'numKvHeads' | 'headDim' | 'vocabSize'>;
 
 export class OnnxCausalLM {
   private constructor(
@@ -86,7 +86,8 @@ export class OnnxCausalLM {
     if (!existsSync(modelPath)) throw new Error(`${modelPath}: no such ONNX model (exportOnnx writes ${ONNX_MODEL_FILE} and ${ONNX_MANIFEST_FILE})`);
     if (!existsSync(manifestPath)) throw new Error(`${manifestPath}: missing; the export manifest gives the cache shapes (exportOnnx writes it)`);
     const manifest = JSON.parse(readFileSync(manifestPath, 'utf8')) as OnnxExportManifest;
-    return OnnxCausalLM.create(modelPath, manifest.model, opts);
+    if (manifest.export !== 'onnx' || !manifest.details?.model) throw new Error(`${manifestPath}: not the manifest of an ONNX export (export: ${JSON.stringify(manifest.export)})`);
+    return OnnxCausalLM.create(modelPath, manifest.details.model, opts);
   }
 
   get vocabSize(): number {
