@@ -70,6 +70,14 @@ describe('YAML run configs', () => {
     expect(e2.issues.find((i) => i.path === 'training.epochs')).toMatchObject({ line: 5 });
   });
 
+  test('examples/pipeline.yaml is a valid run config with a gate, remediation and perf', () => {
+    const c = loadRunConfigFile(join(process.cwd(), 'examples', 'pipeline.yaml'));
+    expect(c.dataset).toEqual({ store: join(process.cwd(), '.starweave', 'datasets'), build: join(process.cwd(), 'examples', 'dataset.json') });
+    expect(Object.keys(c.eval.metrics!.gate).length).toBeGreaterThan(0);
+    expect(c.eval.metrics!.remediation.oversample_factor).toBe(2);
+    expect(c.eval.metrics!.perf).toEqual({ requests: 4, max_new_tokens: 16, warmup: 1 });
+  });
+
   test('a YAML syntax error names the file and line; a duplicate key is refused', () => {
     const file = join(tmp(), 'syntax.yaml');
     writeFileSync(file, 'model:\n  dir: m\ntraining: [1, 2\n');
