@@ -293,6 +293,14 @@ function runLineage(runDir: string): { run: NonNullable<Lineage['run']>; dataset
   };
 }
 
+function deepFreeze<T>(v: T): T {
+  if (v && typeof v === 'object' && !Object.isFrozen(v)) {
+    Object.freeze(v);
+    for (const x of Object.values(v)) deepFreeze(x);
+  }
+  return v;
+}
+
 const channelRef = (spec: string) => (spec.startsWith('channel:') ? spec.slice(8) : spec.startsWith('@') ? spec.slice(1) : null);
 
 // ---- the registry
@@ -323,8 +331,30 @@ export class Registry {
     return join(this.root, 'versions', id);
   }
 
-  /** The index as it is on disk now (an empty registry when the store does not exist yet). */
+  private cached: { key: string; index: RegistryIndex } | null = null;
+
+  /**
+   * The index as it is on disk now (an empty registry when the store does not exist yet). Parsed once
+   * per change of index.json (its inode, size and mtime: every write renames a new file over it) and
+   * frozen, since callers share it.
+   */
   read(): RegistryIndex {
+    let key: string;
+    try {
+      const st = statSync(this.indexFile);
+      key = `${st.ino}:${st.size}:${st.mtimeMs}`;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { format: REGISTRY_FORMAT, nextSeq: 1, versions: {}, tags: {}, channels: {} };
+      throw e;
+    }
+    if (this.cached?.key === key) return this.cached.index;
+    const index = deepFreeze(this.parseIndex());
+    this.cached = { key, index };
+    return index;
+  }
+
+  /** A fresh, mutable parse of index.json (what a writer modifies under the lock). */
+  private parseIndex(): RegistryIndex {
     if (!existsSync(this.indexFile)) return { format: REGISTRY_FORMAT, nextSeq: 1, versions: {}, tags: {}, channels: {} };
     let json: unknown;
     try {
@@ -346,7 +376,7 @@ export class Registry {
     return withLock(
       this.lockFile,
       () => {
-        const ix = this.read();
+        const ix = this.parseIndex();
         const events: RegistryEvent[] = [];
         const result = fn(ix, (type, fields) => events.push({ at: new Date().toISOString(), type, ...fields }));
         if (events.length) {
