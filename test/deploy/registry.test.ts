@@ -134,6 +134,25 @@ describe('registry', () => {
     expect(() => reg.list()).toThrow(/index.json at versions\.v1\.\w+: /);
   });
 
+  test('a reader sees every change another writer makes (the parsed index is cached per file change, frozen)', async () => {
+    const base = await tinyBase();
+    const root = join(tmp(), 'store');
+    const writer = new Registry(root);
+    const reader = new Registry(root);
+    for (let s = 1; s <= 2; s++) await writer.register({ source: await writeAdapter(join(tmp(), `a${s}`), base, s), base });
+    expect(reader.current('production')).toBeNull();
+    for (const v of ['v1', 'v2']) {
+      await writer.promote({ version: v, channel: 'production' });
+      expect(reader.current('production')).toBe(v);
+    }
+    await writer.rollback('production');
+    expect(reader.current('production')).toBe('v1');
+    expect(reader.read()).toBe(reader.read());
+    expect(() => {
+      (reader.read().tags as Record<string, string>).x = 'v1';
+    }).toThrow(TypeError);
+  });
+
   test('hashFiles is stable and sensitive to names and bytes', async () => {
     const d = tmp();
     writeFileSync(join(d, 'a'), 'x');
