@@ -9,6 +9,9 @@ import type { RunSummary } from '../train/runs.js';
 import { readEvalReport } from './run-eval.js';
 import type { EvalReport } from './run-eval.js';
 import type { CategoryMetrics } from './evaluate.js';
+import type { PerfReport } from './perf.js';
+import { readRemediation } from './remediation.js';
+import type { RemediationPlan } from './remediation.js';
 
 export function escapeHtml(s: string): string {
   return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;').replace(/'/g, '&#39;');
@@ -196,8 +199,30 @@ export function renderRunReport(runDir: string): string {
     body += `<p class="muted">at step ${ev.step ?? '—'}, ${ev.seconds.toFixed(1)} s</p>` + gateHtml(ev) + metricsTable(ev);
     body += '<h2>Per category</h2>' + (categoryTable(ev) || '<p class="muted">no categories</p>');
     body += '<h2>Sample generations</h2>' + samplesHtml(ev);
+    if (ev.perf) body += '<h2>Performance</h2>' + perfHtml(ev.perf);
+    const plan = ev.gate.passed ? null : readRemediation(runDir);
+    if (plan) body += '<h2>Remediation</h2>' + remediationHtml(plan);
   } else body += '<p class="muted">no eval.json (enable eval.metrics in the run config)</p>';
   return page(`Run ${s.name}`, body);
+}
+
+function perfHtml(p: PerfReport): string {
+  const ms = (v: number) => `${(v * 1000).toFixed(1)} ms`;
+  return (
+    `<p class="muted">${p.requests.length} requests of ${p.settings.maxNewTokens} new tokens, one at a time (${escapeHtml(p.machine.isa)}, ${p.machine.threads} threads)</p>` +
+    '<table class="perf"><tr><th>latency p50</th><th>latency p95</th><th>prefill tokens/s</th><th>decode tokens/s</th></tr>' +
+    `<tr><td>${ms(p.latency.p50)}</td><td>${ms(p.latency.p95)}</td><td>${p.prefill.tokensPerSecond.toFixed(1)}</td><td>${p.decode.tokensPerSecond.toFixed(1)}</td></tr></table>`
+  );
+}
+
+function remediationHtml(p: RemediationPlan): string {
+  let h = `<p>The gate failed; the next round (<code>starweave-ft pipeline</code>) trains with this mix. ${p.review.length} item(s) in <code>review-queue.jsonl</code>.</p>`;
+  h += '<table class="remediation"><tr><th>category</th><th>failed checks</th><th>token acc. (tuned)</th><th>train records</th><th>weight</th><th>next weight</th></tr>';
+  for (const c of p.failingCategories)
+    h += `<tr><td>${escapeHtml(c.category)}</td><td>${escapeHtml(c.checks.join(', '))}</td><td>${pct(c.tuned?.tokenAccuracy ?? null)}</td><td>${c.trainRecords}</td><td>${c.weight}</td><td>${c.nextWeight}</td></tr>`;
+  h += '</table>';
+  if (p.unattributed.length) h += `<ul>${p.unattributed.map((u) => `<li>${escapeHtml(u.check)}: ${escapeHtml(u.hint)}</li>`).join('')}</ul>`;
+  return h;
 }
 
 /** Writes renderRunReport(runDir) to outFile (default runDir/report.html); returns the path. */

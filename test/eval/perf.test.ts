@@ -8,6 +8,7 @@ import { promisify } from 'node:util';
 import { benchmarkModelDir, distribution, percentile, readPromptsFile } from '../../src/eval/perf.js';
 import type { PerfReport } from '../../src/eval/perf.js';
 import { loadModelFiles } from '../../src/model/files.js';
+import { renderRunReport } from '../../src/eval/report-html.js';
 import { startTraining } from '../../src/train/runner.js';
 import { baseConfig, tinyModelDir, tmp } from '../train/fixtures.js';
 
@@ -78,6 +79,7 @@ describe('performance benchmark', () => {
     const ev = JSON.parse(readFileSync(join(res.runDir, 'eval.json'), 'utf8'));
     expectSane(ev.perf, 3, true);
     expect(ev.perf.requests).toHaveLength(2);
+    expect(renderRunReport(res.runDir)).toMatch(/<h2>Performance<\/h2>.*<table class="perf">.*<td>[\d.]+ ms<\/td><td>[\d.]+ ms<\/td><td>[\d.]+<\/td><td>[\d.]+<\/td>/s);
 
     const withAdapter = await benchmarkModelDir(await tinyModelDir(), { adapterDir: res.adapterDir!, prompts: ['What is ETS?'], maxNewTokens: 3, warmup: 0 });
     expectSane(withAdapter, 3, true);

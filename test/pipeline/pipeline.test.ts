@@ -12,6 +12,7 @@ import { recordDecision } from '../../src/data/curation.js';
 import { runPipeline, readPipelineReport, PipelineError } from '../../src/pipeline/pipeline.js';
 import type { PipelineEvent } from '../../src/pipeline/pipeline.js';
 import { readRemediation } from '../../src/eval/remediation.js';
+import { renderRunReport } from '../../src/eval/report-html.js';
 import { tinyModelDir, tmp } from '../train/fixtures.js';
 
 const run = promisify(execFile);
@@ -120,6 +121,10 @@ describe('pipeline: Fail -> preprocessing -> retrain', () => {
     expect(queue.every((q) => q.category === 'system_interaction')).toBe(true);
     expect(queue[queue.length - 1].origin).toMatchObject({ source: 'logs' });
     expect(reviewed).toMatch(/^[0-9a-f]{64}$/);
+    // the run's HTML report shows the plan
+    const html = renderRunReport(r1.runDir);
+    expect(html).toMatch(/<h2>Remediation<\/h2>.*<td>system_interaction<\/td><td>min_category_token_accuracy\[system_interaction\]<\/td><td>[\d.]+%<\/td><td>6<\/td><td>1<\/td><td>4<\/td>/s);
+    expect(renderRunReport(r2.runDir)).not.toContain('<h2>Remediation</h2>');
     const run1 = JSON.parse(readFileSync(join(r1.runDir, 'run.json'), 'utf8'));
     expect(run1.gate).toMatchObject({ passed: false, remediation: 'remediation.json' });
 
