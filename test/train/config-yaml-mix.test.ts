@@ -4,7 +4,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadRunConfigFile, RunConfigError } from '../../src/train/config.js';
 import { DataLoader, tokenizeExamples, weightedIndices } from '../../src/train/data.js';
-import { startTraining } from '../../src/train/runner.js';
+import { resumeTraining, startTraining } from '../../src/train/runner.js';
 import { baseConfig, records, tmp } from './fixtures.js';
 
 const YAML_OK = `# a run config in YAML
@@ -164,6 +164,22 @@ describe('category weights', () => {
     expect(mixed.microBatchesPerEpoch()).toBe(8);
     expect(() => new DataLoader(examples, { ...opts, categoryWeights: { rare: 0, common: 0 } }).epochPlan(0)).toThrow(/category_weights leave none/);
   });
+
+  test('a weighted mix with loss on all tokens is deterministic and resumes exactly across epochs', async () => {
+    const c = await baseConfig({ training: { max_steps: 8, micro_batch: 2, grad_accum: 1, category_weights: { rare: 2.5 }, loss_on: 'all' }, eval: { every_steps: 0, at_start: false }, checkpoint: { every_steps: 0 } });
+    (c as any).dataset = { train: records(8).map((r, i) => ({ ...r, category: i < 2 ? 'rare' : 'common' })), heldout: records(2, 50) };
+    const full = await startTraining(c).done;
+    expect(full.losses.every(Number.isFinite)).toBe(true);
+    expect((await startTraining(c).done).losses).toEqual(full.losses);
+    const job = startTraining(c);
+    job.on('step', (e: { step: number }) => {
+      if (e.step === 5) job.cancel();
+    });
+    const cut = await job.done;
+    expect(cut.status).toBe('cancelled');
+    const rest = await resumeTraining(cut.runDir).done;
+    expect([...cut.losses, ...rest.losses]).toEqual(full.losses);
+  }, 60_000);
 
   test('a run records the mix in its preflight', async () => {
     const c = await baseConfig({ training: { max_steps: 1, category_weights: { rare: 3 } }, eval: { every_steps: 0, at_start: false }, checkpoint: { every_steps: 0 } });
