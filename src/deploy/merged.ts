@@ -60,7 +60,10 @@ export function mergeWeight(w: Tensor, A: { shape: number[]; data: Float32Array 
   }
 }
 
-/** Every weight of the model (transformers' names, checkpoint order) with the adapter merged in. */
+/**
+ * Every weight of the model (transformers' names, checkpoint order) with the adapter merged in. Load the
+ * files with `f16To: 'f32'` so that f16 checkpoints keep their exact values (the default widens to bf16).
+ */
 export function mergedTensors(files: ModelFiles, adapter: LoraAdapter | null): MergedTensor[] {
   const pairs = adapter ? adapterPairs(adapter) : new Map();
   const scale = adapter ? loraScale(adapter.config) : 0;

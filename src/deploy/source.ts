@@ -92,7 +92,8 @@ export interface ExportInputs {
 
 /** Loads the base model files and the adapter (validated against the base). */
 export function loadExportInputs(source: ExportSource): ExportInputs {
-  const files = loadModelFiles(source.baseDir);
+  // f16 weights widened to f32 (not the runtime's default bf16), so an f16 checkpoint exports exactly
+  const files = loadModelFiles(source.baseDir, { f16To: 'f32' });
   try {
     const adapter = source.adapterDir ? readPeftAdapter(source.adapterDir, { base: files.config }) : null;
     return { source, files, adapter, release: () => files.release() };

@@ -1,14 +1,16 @@
 // Merged models: base + adapter folded into a full Hugging Face directory that loadModelFiles and
 // LlamaModel load again, with the logits of base + adapter unmerged (f32 base: f32 rounding; bf16 base:
 // the native merge's own bf16 rounding), config and tokenizer files carried over, other dtypes on request.
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setBf16Dot } from '../../bindings/index.js';
 import { loadModelFiles } from '../../src/model/files.js';
 import { LlamaModel } from '../../src/model/native-model.js';
-import { readSafetensorsHeader } from '../../src/model/safetensors.js';
-import { adapterOf } from '../../src/deploy/peft.js';
+import { SafetensorsFile, readSafetensorsHeader, writeSafetensors } from '../../src/model/safetensors.js';
+import { adapterOf, writePeftAdapter } from '../../src/deploy/peft.js';
+import { exportModel } from '../../src/deploy/export.js';
+import { f32ToF16 } from '../../src/deploy/precision.js';
 import { writeMergedModel } from '../../src/deploy/merged.js';
 import { randInts } from '../helpers/numeric.js';
 import { restoreDefaults } from '../helpers/tensors.js';
@@ -93,6 +95,28 @@ test('another dtype on request, sharded when large', async () => {
       merged.dispose();
       files.release();
     }
+  } finally {
+    m.dispose();
+  }
+});
+
+test('an f16 checkpoint exports its untouched tensors bit for bit (no detour through bf16)', async () => {
+  const m = await adaptedTinyModel(join(root, 'tiny-f16-src'), 'tiny', { r: 2, lora_alpha: 4, target_modules: ['q_proj'] }, 6);
+  try {
+    const f16Dir = join(root, 'tiny-f16');
+    mkdirSync(f16Dir);
+    for (const f of ['config.json', 'generation_config.json', 'tokenizer.json', 'tokenizer_config.json']) copyFileSync(join(m.dir, f), join(f16Dir, f));
+    const tensors = new Map([...m.files.weights].map(([k, t]) => [k, { dtype: 'F16' as const, shape: t.shape, data: f32ToF16(t.toFloat32()) }]));
+    await writeSafetensors(join(f16Dir, 'model.safetensors'), tensors);
+    await writePeftAdapter(join(root, 'f16-adapter'), m.model, { baseModel: f16Dir });
+    const out = join(root, 'f16-merged');
+    const manifest = await exportModel({ adapter: join(root, 'f16-adapter'), model: f16Dir, format: 'merged', out });
+    expect(manifest.files.find((f) => f.path === 'model.safetensors')?.tensorTypes).toEqual({ F16: tensors.size });
+    const src = SafetensorsFile.open(join(f16Dir, 'model.safetensors'));
+    const dst = SafetensorsFile.open(join(out, 'model.safetensors'));
+    expect(dst.readBytes('model.layers.1.mlp.down_proj.weight').equals(src.readBytes('model.layers.1.mlp.down_proj.weight'))).toBe(true);
+    expect(dst.readBytes('model.embed_tokens.weight').equals(src.readBytes('model.embed_tokens.weight'))).toBe(true);
+    expect(dst.readBytes('model.layers.1.self_attn.q_proj.weight').equals(src.readBytes('model.layers.1.self_attn.q_proj.weight'))).toBe(false); // adapted
   } finally {
     m.dispose();
   }
