@@ -1,11 +1,13 @@
-// node dist/bench/deploy-onnx.js [--preset smollm2-135m] [--prompt 64] [--new 32] [--int8] [--json]
+// node dist/bench/deploy-onnx.js [--preset smollm2-135m] [--prompt 64] [--new 32] [--repeats 3] [--int8] [--bf16] [--json]
 // The onnxruntime half of the deploy benchmark: generation on the ONNX export (onnxruntime-node, CPU)
 // beside our native engine on the same model (random weights in the preset's shape, written as f32 so
 // both read the same precision), the same prompt, greedy, batch 1, through the same generate() loop
 // (src/model/generate.ts), so the two differ only in the engine under the prefill and decode steps.
 // Decode is bound by memory bandwidth: each row also reports the bytes of weights a decode step reads
 // (every linear weight and the lm_head; the embedding contributes one row) and the GB/s that implies.
-// With --int8 it adds onnxruntime on the int8 export (the same weights, quantized; no native peer).
+// With --int8 it adds onnxruntime on the int8 export (the same weights, quantized), and with --bf16 our
+// engine on the same weights rounded to bf16 (its native storage: half the bytes per token) against
+// onnxruntime f32.
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -31,9 +33,9 @@ interface Generator {
   generate(prompts: readonly (readonly number[])[], config: GenerationConfig, hooks: GenerateHooks): Promise<GenerationResult>;
 }
 
-/** Prefill and decode rates of one greedy generation (after a short warm-up run). */
-export async function timeGeneration(g: Generator, prompt: number[], newTokens: number): Promise<DecodeTiming> {
-  await g.generate([prompt], { maxNewTokens: 4 }, {});
+/** Prefill and decode rates of one greedy generation (after a short warm-up run when asked). */
+export async function timeGeneration(g: Generator, prompt: number[], newTokens: number, warmup = true): Promise<DecodeTiming> {
+  if (warmup) await g.generate([prompt], { maxNewTokens: 4 }, {});
   let first = 0;
   let last = 0;
   const t0 = performance.now();
@@ -60,22 +62,25 @@ export function weightBytesPerToken(c: ModelConfig, bytesPerWeight: number): num
 }
 
 /** The model directory (f32 weights) and its ONNX exports, cached under the OS temp directory. */
-export async function prepare(preset: TinyPresetName, precisions: OnnxPrecision[]): Promise<{ modelDir: string; onnx: Record<string, string> }> {
-  const base = join(tmpdir(), 'starweave-bench-deploy', `${preset}-f32`);
+export async function prepare(preset: TinyPresetName, precisions: OnnxPrecision[]): Promise<{ modelDir: string; bf16Dir: string; onnx: Record<string, string> }> {
+  const root = join(tmpdir(), 'starweave-bench-deploy');
+  const base = join(root, `${preset}-f32`);
   const modelDir = join(base, 'model');
+  const bf16Dir = join(root, `${preset}-bf16`, 'model');
   if (!existsSync(join(modelDir, 'model.safetensors'))) await generateTinyModel(modelDir, preset, 1, { dtype: 'f32' });
   const onnx: Record<string, string> = {};
   for (const p of precisions) {
     const out = join(base, `onnx-${p}`);
     const manifest = join(out, 'export.json');
-    const fresh = existsSync(manifest) && (JSON.parse(readFileSync(manifest, 'utf8')) as { precision?: string }).precision === p;
+    const m = existsSync(manifest) ? (JSON.parse(readFileSync(manifest, 'utf8')) as { export?: string; precision?: string }) : null;
+    const fresh = m?.export === 'onnx' && m.precision === p;
     if (!fresh) {
       mkdirSync(out, { recursive: true });
       await exportOnnx(modelDir, out, { precision: p, skipAccuracy: true });
     }
     onnx[p] = out;
   }
-  return { modelDir, onnx };
+  return { modelDir, bf16Dir, onnx };
 }
 
 async function main(): Promise<void> {
@@ -91,30 +96,64 @@ async function main(): Promise<void> {
   const precisions: OnnxPrecision[] = process.argv.includes('--int8') ? ['f32', 'int8'] : ['f32'];
   const threads = nativeInfo().threads;
 
-  const { modelDir, onnx } = await prepare(preset, precisions);
+  const repeats = Number(arg('--repeats', '3'));
+  const { modelDir, bf16Dir, onnx } = await prepare(preset, precisions);
+  if (process.argv.includes('--bf16') && !existsSync(join(bf16Dir, 'model.safetensors'))) {
+    // the same seed and preset: the same weights, rounded to bf16 as the generator writes them
+    await generateTinyModel(bf16Dir, preset, 1, { dtype: 'bf16' });
+  }
   const files = loadModelFiles(modelDir);
   const c = files.config;
   const prompt = Array.from({ length: P }, (_, i) => (i * 7919 + 13) % c.vocabSize);
+
+  // every engine loaded at once and the runs interleaved, best of `repeats`: a busy machine's drift hits all alike
+  const engines: { key: string; gen: Generator; close: () => Promise<void> | void }[] = [];
   const model = LlamaModel.fromFiles(files);
-  const ours = await timeGeneration(model, prompt, N);
-  model.dispose();
+  engines.push({ key: 'ours', gen: model, close: () => model.dispose() });
+  if (process.argv.includes('--bf16')) {
+    const fb = loadModelFiles(bf16Dir);
+    const mb = LlamaModel.fromFiles(fb);
+    engines.push({ key: 'ours-bf16', gen: mb, close: () => (mb.dispose(), fb.release()) });
+  }
+  for (const p of precisions) {
+    const ort = await OnnxCausalLM.load(onnx[p], { threads });
+    engines.push({ key: `ort-${p}`, gen: ort, close: () => ort.release() });
+  }
+  const best = new Map<string, DecodeTiming>();
+  for (let r = 0; r < repeats; r++) {
+    for (const e of engines) {
+      const t = await timeGeneration(e.gen, prompt, N, r === 0);
+      const b = best.get(e.key);
+      best.set(e.key, {
+        prefillTokensPerSec: Math.max(b?.prefillTokensPerSec ?? 0, t.prefillTokensPerSec),
+        decodeTokensPerSec: Math.max(b?.decodeTokensPerSec ?? 0, t.decodeTokensPerSec),
+        tokens: t.tokens,
+      });
+    }
+  }
+  for (const e of engines) await e.close();
   files.release();
 
   const rows: BenchRow[] = [];
   const bytesF32 = weightBytesPerToken(c, 4);
+  const ours = best.get('ours')!;
+  const oursBf16 = best.get('ours-bf16');
+  const label = `${preset} batch 1 prompt ${P} new ${N}`;
   for (const p of precisions) {
-    const ort = await OnnxCausalLM.load(onnx[p], { threads });
-    const peer = await timeGeneration(ort, prompt, N);
-    await ort.release();
+    const peer = best.get(`ort-${p}`)!;
     const name = `onnxruntime-node ${p} (cpu, ${threads} threads)`;
-    const label = `${preset} batch 1 prompt ${P} new ${N}`;
     if (p === 'f32') {
       // same weights, same precision, greedy: the tokens must agree (up to a near-tie late in the run)
-      const agree = peer.tokens.findIndex((t, i) => t !== ours.tokens[i]);
-      if (agree >= 0 && agree < N / 2) console.error(`warning: greedy tokens diverge at step ${agree} (ours vs onnxruntime)`);
+      const differ = peer.tokens.findIndex((t, i) => t !== ours.tokens[i]);
+      if (differ >= 0 && differ < N / 2) console.error(`warning: greedy tokens diverge at step ${differ} (ours vs onnxruntime)`);
       rows.push(row(`decode ${label} f32`, 'tokens/s', ours.decodeTokensPerSec, peer.decodeTokensPerSec, name));
       rows.push(row(`decode weight bandwidth (${(bytesF32 / 1e6).toFixed(0)} MB/token) f32`, 'GB/s', (ours.decodeTokensPerSec * bytesF32) / 1e9, (peer.decodeTokensPerSec * bytesF32) / 1e9, name));
       rows.push(row(`prefill ${label} f32`, 'tokens/s', ours.prefillTokensPerSec, peer.prefillTokensPerSec, name));
+      if (oursBf16) {
+        const bytesBf16 = weightBytesPerToken(c, 2);
+        rows.push(row(`decode ${label} ours bf16 (onnx f32)`, 'tokens/s', oursBf16.decodeTokensPerSec, peer.decodeTokensPerSec, name));
+        rows.push(row(`decode weight bandwidth ours bf16 (${(bytesBf16 / 1e6).toFixed(0)} MB/token)`, 'GB/s', (oursBf16.decodeTokensPerSec * bytesBf16) / 1e9, (peer.decodeTokensPerSec * bytesF32) / 1e9, name));
+      }
     } else {
       const bytes = weightBytesPerToken(c, 1);
       rows.push(row(`decode ${label} int8 onnx (ours: f32)`, 'tokens/s', ours.decodeTokensPerSec, peer.decodeTokensPerSec, name));
