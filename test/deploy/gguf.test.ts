@@ -1,7 +1,8 @@
 // GGUF exports checked by real readers: @huggingface/gguf parses the metadata and tensor infos back;
 // llama.cpp (node-llama-cpp 3.21.1, prebuilt CPU) loads the merged model, and the base model with the
 // GGUF LoRA adapter, and its next-token probabilities on a prompt match our engine's (Llama: q/k rows
-// permuted; Qwen2: not); llama.cpp tokenizes prompts to our ids (the tiny tokenizer, Llama 3.1's, Qwen3's).
+// permuted; Qwen2: not; llama3 / linear RoPE scaling); llama.cpp tokenizes prompts to our ids (the tiny
+// tokenizer, Llama 3.1's, Qwen3's, GPT-2 / SmolLM pre-tokenizers).
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,7 +12,9 @@ import { getLlama, LlamaLogLevel } from 'node-llama-cpp';
 import type { Llama, Token } from 'node-llama-cpp';
 import { setBf16Dot } from '../../bindings/index.js';
 import { loadTokenizer } from '../../src/model/tokenizer.js';
-import { TINY_PRESETS, tinyModelConfig } from '../../src/model/tiny.js';
+import { TINY_PRESETS, generateTinyModel, tinyModelConfig } from '../../src/model/tiny.js';
+import { loadModelFiles } from '../../src/model/files.js';
+import { LlamaModel } from '../../src/model/native-model.js';
 import { adapterOf } from '../../src/deploy/peft.js';
 import { ggufModelMetadata, permuteRows, writeGgufAdapter, writeGgufModel } from '../../src/deploy/gguf.js';
 import type { GgufDType } from '../../src/deploy/gguf.js';
@@ -37,7 +40,7 @@ afterAll(async () => {
 async function llamaCppLogProbs(modelPath: string, ids: number[], vocab: number, loraPath?: string): Promise<Float64Array> {
   const model = await llama.loadModel({ modelPath });
   try {
-    const ctx = await model.createContext({ contextSize: 64, ...(loraPath ? { lora: { adapters: [{ filePath: loraPath }] } } : {}) });
+    const ctx = await model.createContext({ contextSize: Math.max(64, ids.length + 8), ...(loraPath ? { lora: { adapters: [{ filePath: loraPath }] } } : {}) });
     try {
       const seq = ctx.getSequence();
       const toks = ids as Token[];
@@ -255,4 +258,42 @@ test('Q8_0 blocks and the q/k row permutation', () => {
   expect(new Int8Array(q.buffer, 2, 32)[0]).toBe(-127); // the largest magnitude maps to +-127
   // 2 heads of 4 rows (1 column): rotate-half rows [a0 a1 b0 b1] -> interleaved [a0 b0 a1 b1]
   expect(Array.from(permuteRows(Float32Array.from([0, 1, 2, 3, 4, 5, 6, 7]), 8, 1, 2))).toEqual([0, 2, 1, 3, 4, 6, 5, 7]);
+});
+
+describe.each([
+  ['llama3', { rope_type: 'llama3', factor: 8, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 64 }],
+  ['linear', { rope_type: 'linear', factor: 4 }],
+] as const)('RoPE scaling %s', (kind, ropeScaling) => {
+  test('llama.cpp gives our next-token probabilities (rope_freqs.weight / rope.scaling keys)', async () => {
+    setBf16Dot(true);
+    const dir = join(root, `rope-${kind}`);
+    await generateTinyModel(dir, 'tiny', 9);
+    const plainFiles = loadModelFiles(dir);
+    const plain = LlamaModel.fromFiles(plainFiles);
+    const ids = plainFiles.tokenizer!.encode(`${PROMPT} ${PROMPT} ${PROMPT}`, { addSpecialTokens: false });
+    const unscaled = ourLogProbs(plain, ids);
+    plain.dispose();
+    plainFiles.release();
+    const cfgFile = join(dir, 'config.json');
+    writeFileSync(cfgFile, JSON.stringify({ ...JSON.parse(readFileSync(cfgFile, 'utf8')), rope_scaling: ropeScaling }));
+    const files = loadModelFiles(dir);
+    const model = LlamaModel.fromFiles(files);
+    try {
+      const path = join(root, `rope-${kind}.gguf`);
+      await writeGgufModel(path, files, null, { dtype: 'f32' });
+      const { metadata, tensorInfos } = await gguf(path, { allowLocalFile: true });
+      const md = metadata as unknown as Record<string, unknown>;
+      if (kind === 'llama3') expect(tensorInfos.find((t) => t.name === 'rope_freqs.weight')?.shape).toEqual([8n]);
+      else expect([md['llama.rope.scaling.type'], md['llama.rope.scaling.factor']]).toEqual(['linear', 4]);
+      const ours = ourLogProbs(model, ids);
+      const effect = maxLogProbDiff(ours, unscaled);
+      const d = maxLogProbDiff(await llamaCppLogProbs(path, ids, files.config.vocabSize), ours);
+      if (process.env.SW_DEBUG) console.log(`rope ${kind}: effect of the scaling ${effect}, llama.cpp vs ours ${d}`);
+      expect(d).toBeLessThan(1e-3);
+      expect(effect).toBeGreaterThan(10 * d); // the scaling matters on this prompt far beyond the engines' difference
+    } finally {
+      model.dispose();
+      files.release();
+    }
+  });
 });
