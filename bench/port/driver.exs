@@ -1,87 +1,106 @@
 # bench:port's Elixir side: the same round trips through three ports, from one BEAM, in one run.
 # Prints one JSON line per measurement: {"target","case","value"}.
+#
+# The targets take turns in rounds (ours, raw, JSON lines, ours, ...), so that a load that comes and goes
+# on a shared machine falls on all three alike; each target's samples are pooled over the rounds. The
+# round trips are compiled functions (a closure defined at the top of a script runs in the evaluator,
+# which would add its own microseconds to every target).
 [node, script, raw_echo, json_bridge, workspace, pings_s, mibs_s] = System.argv()
-pings = String.to_integer(pings_s)
-mibs = String.to_integer(mibs_s)
-mib = :binary.copy(<<0xAB>>, 1_048_576)
 
 defmodule Bench do
-  def time_us(fun) do
-    t0 = System.monotonic_time(:nanosecond)
-    fun.()
-    (System.monotonic_time(:nanosecond) - t0) / 1000
-  end
+  alias Starweave.FineTune.MsgPack
 
-  def latencies(n, fun) do
-    for _ <- 1..2000, do: fun.()
-    Enum.map(1..n, fn _ -> time_us(fun) end) |> Enum.sort()
-  end
+  def main(node, script, raw_echo, json_bridge, workspace, pings, mibs) do
+    mib = :binary.copy(<<0xAB>>, 1_048_576)
 
-  def pct(sorted, p), do: Enum.at(sorted, min(length(sorted) - 1, floor(p * length(sorted))))
+    {:ok, _} =
+      Starweave.FineTune.start_link(
+        node: node,
+        script: script,
+        workspace: workspace,
+        name: :bench,
+        log_level: :warning
+      )
 
-  # MiB/s of payload: n round trips of a 1 MiB payload
-  def throughput(n, fun) do
-    for _ <- 1..3, do: fun.()
-    us = time_us(fn -> for _ <- 1..n, do: fun.() end)
-    n / (us / 1_000_000)
-  end
+    raw = Port.open({:spawn_executable, node}, [:binary, {:packet, 4}, :exit_status, :nouse_stdio, args: [raw_echo]])
+    json = Port.open({:spawn_executable, node}, [:binary, {:line, 4_194_304}, :exit_status, args: [json_bridge]])
+    bin = %MsgPack.Bin{data: mib}
+    ping_frame = IO.iodata_to_binary(MsgPack.encode!(%{id: 1, method: "ping", params: %{}}))
+    mib_frame = IO.iodata_to_binary(MsgPack.encode!(%{id: 1, method: "ping", params: %{data: bin}}))
+    b64 = Base.encode64(mib)
 
-  def emit(target, kase, value), do: IO.puts(~s({"target":"#{target}","case":"#{kase}","value":#{value}}))
+    targets = [
+      ours: {fn -> ours(nil) end, fn -> ours(bin) end},
+      raw: {fn -> raw(raw, ping_frame) end, fn -> raw(raw, mib_frame) end},
+      json: {fn -> json(json, nil) end, fn -> json(json, b64) end}
+    ]
 
-  # JSON-lines port: read until a whole line
-  def recv_line(port, acc \\ []) do
-    receive do
-      {^port, {:data, {:eol, l}}} -> IO.iodata_to_binary([acc, l])
-      {^port, {:data, {:noeol, l}}} -> recv_line(port, [acc, l])
-    after
-      10_000 -> raise "json bridge: no reply"
+    # warm-up
+    for {_, {ping, big}} <- targets do
+      for _ <- 1..2000, do: ping.()
+      for _ <- 1..3, do: big.()
     end
+
+    # rounds of at least 250 pings (a target that has just woken up is slower for its first few)
+    rounds = max(min(10, div(pings, 250)), 1)
+    per_round = max(div(pings, rounds), 1)
+    mib_round = max(div(mibs, rounds), 1)
+
+    # the pings first, then the payloads (the garbage a 1 MiB round trip leaves would fall on the pings)
+    lats =
+      Enum.reduce(1..rounds, %{}, fn _, acc ->
+        Enum.reduce(targets, acc, fn {name, {ping, _}}, acc ->
+          lat = for _ <- 1..per_round, do: time_us(ping)
+          Map.update(acc, name, lat, &(lat ++ &1))
+        end)
+      end)
+
+    mibs_us =
+      Enum.reduce(1..rounds, %{}, fn _, acc ->
+        Enum.reduce(targets, acc, fn {name, {_, big}}, acc ->
+          us = time_us(fn -> for _ <- 1..mib_round, do: big.() end)
+          Map.update(acc, name, {us, mib_round}, fn {u, n} -> {u + us, n + mib_round} end)
+        end)
+      end)
+
+    samples = Map.new(targets, fn {name, _} -> {name, Tuple.insert_at(mibs_us[name], 0, lats[name])} end)
+
+    for {name, _} <- targets do
+      {lat, us, n} = samples[name]
+      sorted = Enum.sort(lat)
+      emit(name, "ping_p50_us", pct(sorted, 0.5))
+      emit(name, "ping_p99_us", pct(sorted, 0.99))
+      emit(name, "mib_per_s", n / (us / 1_000_000))
+    end
+
+    Port.close(raw)
+    Port.close(json)
   end
-end
 
-# ours: the public API through the GenServer and the sidecar
-{:ok, _} =
-  Starweave.FineTune.start_link(node: node, script: script, workspace: workspace, name: :bench, log_level: :warning)
+  # ours: the public API (a caller process, the GenServer that owns the port, the sidecar)
+  def ours(nil), do: {:ok, _} = Starweave.FineTune.ping(server: :bench)
 
-ours_ping = fn -> {:ok, _} = Starweave.FineTune.ping(server: :bench) end
-bin = %Starweave.FineTune.MsgPack.Bin{data: mib}
-ours_mib = fn -> {:ok, %{"data" => d}} = Starweave.FineTune.ping(server: :bench, data: bin); 1_048_576 = byte_size(d) end
-l = Bench.latencies(pings, ours_ping)
-Bench.emit("ours", "ping_p50_us", Bench.pct(l, 0.5))
-Bench.emit("ours", "ping_p99_us", Bench.pct(l, 0.99))
-Bench.emit("ours", "mib_per_s", Bench.throughput(mibs, ours_mib))
+  def ours(bin) do
+    {:ok, %{"data" => d}} = Starweave.FineTune.ping(server: :bench, data: bin)
+    1_048_576 = byte_size(d)
+  end
 
-# raw {packet,4} echo: the same request bytes out and back, no decoding or dispatch
-raw = Port.open({:spawn_executable, node}, [:binary, {:packet, 4}, :exit_status, :nouse_stdio, args: [raw_echo]])
-ping_frame = IO.iodata_to_binary(Starweave.FineTune.MsgPack.encode!(%{id: 1, method: "ping", params: %{}}))
-mib_frame = IO.iodata_to_binary(Starweave.FineTune.MsgPack.encode!(%{id: 1, method: "ping", params: %{data: bin}}))
+  # raw {packet,4} echo: the same request bytes out and back, no decoding or dispatch
+  def raw(port, frame) do
+    Port.command(port, frame)
 
-raw_rt = fn frame ->
-  fn ->
-    Port.command(raw, frame)
     receive do
-      {^raw, {:data, _}} -> :ok
+      {^port, {:data, _}} -> :ok
     after
       10_000 -> raise "raw echo: no reply"
     end
   end
-end
 
-l = Bench.latencies(pings, raw_rt.(ping_frame))
-Bench.emit("raw", "ping_p50_us", Bench.pct(l, 0.5))
-Bench.emit("raw", "ping_p99_us", Bench.pct(l, 0.99))
-Bench.emit("raw", "mib_per_s", Bench.throughput(mibs, raw_rt.(mib_frame)))
-Port.close(raw)
-
-# JSON lines over stdio with base64 payloads
-json = Port.open({:spawn_executable, node}, [:binary, {:line, 4_194_304}, :exit_status, args: [json_bridge]])
-b64 = Base.encode64(mib)
-
-json_rt = fn payload ->
-  fn ->
+  # JSON lines over stdio with base64 payloads
+  def json(port, payload) do
     data = if payload, do: ~s(,"params":{"data":"#{payload}"}), else: ~s(,"params":{})
-    Port.command(json, [~s({"id":1,"method":"ping"), data, "}\n"])
-    line = Bench.recv_line(json)
+    Port.command(port, [~s({"id":1,"method":"ping"), data, "}\n"])
+    line = recv_line(port)
     # a bridge decodes the reply; take the payload out as cheaply as possible (favours the peer)
     case :binary.match(line, ~s("data":")) do
       {pos, len} ->
@@ -93,10 +112,25 @@ json_rt = fn payload ->
         :ok
     end
   end
+
+  def recv_line(port, acc \\ []) do
+    receive do
+      {^port, {:data, {:eol, l}}} -> IO.iodata_to_binary([acc, l])
+      {^port, {:data, {:noeol, l}}} -> recv_line(port, [acc, l])
+    after
+      10_000 -> raise "json bridge: no reply"
+    end
+  end
+
+  def time_us(fun) do
+    t0 = System.monotonic_time(:nanosecond)
+    fun.()
+    (System.monotonic_time(:nanosecond) - t0) / 1000
+  end
+
+  def pct(sorted, p), do: Enum.at(sorted, min(length(sorted) - 1, floor(p * length(sorted))))
+
+  def emit(target, kase, value), do: IO.puts(~s({"target":"#{target}","case":"#{kase}","value":#{value}}))
 end
 
-l = Bench.latencies(pings, json_rt.(nil))
-Bench.emit("json", "ping_p50_us", Bench.pct(l, 0.5))
-Bench.emit("json", "ping_p99_us", Bench.pct(l, 0.99))
-Bench.emit("json", "mib_per_s", Bench.throughput(mibs, json_rt.(b64)))
-Port.close(json)
+Bench.main(node, script, raw_echo, json_bridge, workspace, String.to_integer(pings_s), String.to_integer(mibs_s))

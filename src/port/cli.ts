@@ -46,13 +46,20 @@ export async function runPortCommand(args: string[]): Promise<number> {
   const inFd = intFlag(args, '--in-fd') ?? 3;
   const outFd = intFlag(args, '--out-fd') ?? 4;
   let input: Socket, output: Socket;
+  // reads go where the frame reader wants them (server.readTarget): no copy of a large frame's bytes
+  // (the socket asks for its first buffer before the server exists: a buffer of its own, used once)
+  let server: PortServer | undefined;
+  const onread = {
+    buffer: () => (server ? server.readTarget() : Buffer.allocUnsafe(64 * 1024)),
+    callback: (n: number, buf: Uint8Array) => server!.received(n, buf as Buffer),
+  };
   try {
-    input = new Socket({ fd: inFd, readable: true, writable: false });
+    input = new Socket({ fd: inFd, readable: true, writable: false, onread } as ConstructorParameters<typeof Socket>[0]);
     output = new Socket({ fd: outFd, readable: false, writable: true });
   } catch (e) {
     throw new Error(`the sidecar needs pipes on fds ${inFd} and ${outFd} (an Erlang port opened with :nouse_stdio): ${(e as Error).message}`);
   }
-  const server = new PortServer({
+  server = new PortServer({
     workspace: strFlag(args, '--workspace') ?? process.env.STARWEAVE_PORT_WORKSPACE ?? process.cwd(),
     input,
     output,
@@ -62,16 +69,17 @@ export async function runPortCommand(args: string[]): Promise<number> {
     logLevel: level,
   });
   // what libraries print goes to the client's Logger, never onto the BEAM's stdout
-  const toLog = (lvl: LogLevel) => (...a: unknown[]) => server.log(lvl, format(...a));
+  const srv = server;
+  const toLog = (lvl: LogLevel) => (...a: unknown[]) => srv.log(lvl, format(...a));
   console.log = console.info = toLog('info');
   console.debug = toLog('debug');
   console.warn = toLog('warning');
   console.error = toLog('error');
-  process.on('uncaughtException', (e) => server.log('error', `uncaught: ${e.stack ?? e.message}`));
-  process.on('unhandledRejection', (e) => server.log('error', `unhandled rejection: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`));
-  for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.once(sig, () => void server.stop(sig));
-  server.start();
-  const code = await server.done;
+  process.on('uncaughtException', (e) => srv.log('error', `uncaught: ${e.stack ?? e.message}`));
+  process.on('unhandledRejection', (e) => srv.log('error', `unhandled rejection: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`));
+  for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.once(sig, () => void srv.stop(sig));
+  srv.start();
+  const code = await srv.done;
   // a safety net: whatever keeps the loop alive, the process ends soon after stopping
   setTimeout(() => process.exit(code), 1000).unref();
   return code;

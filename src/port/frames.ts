@@ -9,6 +9,12 @@ export interface FrameSink {
 }
 
 const PREFIX_BYTES = 64;
+/** reads go into slabs of this size (frames inside them are handed on as views) */
+const SLAB_BYTES = 64 * 1024;
+/** a slab with less room than this is replaced by a new one before a read */
+const SLAB_MIN_ROOM = 16 * 1024;
+/** a frame in progress with at least this many bytes to come is read straight into its own buffer */
+const DIRECT_READ_MIN = 16 * 1024;
 
 export class FrameReader {
   private header = Buffer.alloc(4);
@@ -26,6 +32,53 @@ export class FrameReader {
     private readonly maxFrameBytes: number,
     private readonly sink: FrameSink,
   ) {}
+
+  private slab = Buffer.allocUnsafe(0);
+  private slabUsed = 0;
+  private target: Buffer | null = null;
+
+  /**
+   * Where the stream's next read should land (a socket's `onread.buffer`): the rest of a large frame in
+   * progress, read in place (its bytes are never copied), or else the free part of a slab. Pair with
+   * received().
+   */
+  readTarget(): Buffer {
+    if (this.body && this.body.length - this.bodyHave >= DIRECT_READ_MIN) {
+      this.target = this.body.subarray(this.bodyHave);
+    } else {
+      if (this.slab.length - this.slabUsed < SLAB_MIN_ROOM) {
+        this.slab = Buffer.allocUnsafe(SLAB_BYTES);
+        this.slabUsed = 0;
+      }
+      this.target = this.slab.subarray(this.slabUsed);
+    }
+    return this.target;
+  }
+
+  /**
+   * `n` bytes were read into `buf` (a socket's `onread.callback`): the buffer readTarget() gave last, or
+   * any other buffer, whose bytes are then taken as a chunk (they must not be written again).
+   */
+  received(n: number, buf: Buffer): void {
+    if (n <= 0) return;
+    if (buf !== this.target) {
+      this.push(buf.subarray(0, n));
+      return;
+    }
+    this.target = null;
+    if (this.body && buf.buffer === this.body.buffer && buf.byteOffset === this.body.byteOffset + this.bodyHave) {
+      this.bodyHave += n;
+      if (this.bodyHave === this.body.length) {
+        const b = this.body;
+        this.body = null;
+        this.sink.frame(b);
+      }
+      return;
+    }
+    // a slab: the bytes stay where they are (views of whole frames in it are handed on)
+    this.slabUsed += n;
+    this.push(buf.subarray(0, n));
+  }
 
   /** bytes held for a frame in progress (never more than maxFrameBytes) */
   get buffered(): number {
@@ -61,8 +114,17 @@ export class FrameReader {
       }
       // header
       if (this.headerHave === 0 && chunk.length - pos >= 4) {
-        this.startFrame(chunk.readUInt32BE(pos));
+        const length = chunk.readUInt32BE(pos);
         pos += 4;
+        if (length > 0 && length <= this.maxFrameBytes && chunk.length - pos >= length) {
+          // the whole frame is in this chunk: handed on as a view, not copied (a chunk read from the
+          // stream, or a slab's part, is never written again, so the view stays valid)
+          const b = chunk.subarray(pos, pos + length);
+          pos += length;
+          this.sink.frame(b);
+          continue;
+        }
+        this.startFrame(length);
       } else {
         this.header[this.headerHave++] = chunk[pos++];
         if (this.headerHave === 4) {

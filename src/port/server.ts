@@ -93,6 +93,20 @@ export class PortServer {
     return this;
   }
 
+  /**
+   * For an input socket created with `onread: { buffer: () => server.readTarget(), callback: (n, b) =>
+   * server.received(n, b) }`: reads land where the frame reader wants them (a large frame's bytes straight
+   * into its buffer, no copy; small frames as views of a slab, no allocation per read).
+   */
+  readTarget(): Buffer {
+    return this.reader.readTarget();
+  }
+
+  received(n: number, buf: Buffer): boolean {
+    this.reader.received(n, buf);
+    return true;
+  }
+
   /** A log line for the client's Logger (dropped below the configured level). */
   log(level: LogLevel, message: string, data: Record<string, unknown> = {}): void {
     if (LEVELS[level] < LEVELS[this.opts.logLevel]) return;
@@ -147,10 +161,12 @@ export class PortServer {
       this.replyError(id, { code: 'invalid_request', message: 'method must be a string', details: {} });
       return;
     }
-    void this.dispatch(id as RequestId | null, req.method, req.params);
+    this.dispatch(id as RequestId | null, req.method, req.params);
   }
 
-  private async dispatch(id: RequestId | null, method: string, rawParams: unknown): Promise<void> {
+  // Not async: a synchronous method (ping) is answered in the same tick without a promise; only a
+  // method that returns one continues in settle().
+  private dispatch(id: RequestId | null, method: string, rawParams: unknown): void {
     const spec = Object.hasOwn(this.methods, method) ? this.methods[method] : undefined;
     if (!spec) return this.replyError(id, { code: 'unknown_method', message: `no method '${method}'`, details: { method, methods: Object.keys(this.methods) } });
     if (spec.kind === 'pending') {
@@ -158,21 +174,16 @@ export class PortServer {
     }
     if (this.closing) return this.replyError(id, { code: 'shutting_down', message: 'the sidecar is stopping', details: {} });
     const parsed = spec.params.safeParse(rawParams ?? undefined);
-    if (!parsed.success) {
-      const e = toErrorPayload(parsed.error);
-      return this.replyError(id, e);
-    }
-    const key = id === null ? null : String(id);
+    if (!parsed.success) return this.replyError(id, toErrorPayload(parsed.error));
+    const key = id === null ? null : typeof id === 'string' ? id : String(id);
     const controller = new LazyAbort();
     if (key !== null) this.inFlight.set(key, controller);
     if (this.inFlight.size >= this.opts.maxInFlight) this.setPaused('inflight', true);
+    let result: unknown;
     try {
       const ctx = new RequestContext(this.ctxBase, controller);
-      let result: unknown;
       if (spec.kind === 'call') {
         result = spec.run(parsed.data, ctx);
-        // a synchronous method's reply goes out now; only a promise is awaited
-        if (isThenable(result)) result = await result;
       } else {
         const p = parsed.data as { job?: string; credits?: number };
         const runner = spec.run(parsed.data, ctx);
@@ -186,9 +197,24 @@ export class PortServer {
           );
         });
       }
-      if (!controller.aborted) this.reply(id, result);
     } catch (e) {
-      if (!controller.aborted) this.replyError(id, toErrorPayload(e));
+      return this.settled(id, key, controller, undefined, e ?? new Error('thrown: undefined'));
+    }
+    if (isThenable(result)) {
+      result.then(
+        (r) => this.settled(id, key, controller, r, undefined),
+        (e: unknown) => this.settled(id, key, controller, undefined, e ?? new Error('rejected')),
+      );
+    } else this.settled(id, key, controller, result, undefined);
+  }
+
+  /** A request's outcome: its reply (unless cancelled meanwhile), and its in-flight slot freed. */
+  private settled(id: RequestId | null, key: string | null, controller: LazyAbort, result: unknown, error: unknown): void {
+    try {
+      if (!controller.aborted) {
+        if (error === undefined) this.reply(id, result);
+        else this.replyError(id, toErrorPayload(error));
+      }
     } finally {
       if (key !== null) this.inFlight.delete(key);
       if (this.pauses.has('inflight') && this.inFlight.size < this.opts.maxInFlight) this.setPaused('inflight', false);

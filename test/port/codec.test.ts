@@ -98,6 +98,48 @@ describe('framing', () => {
     expect(maxHeld).toBeLessThanOrEqual(1000);
   });
 
+  test('a frame wholly inside one chunk is handed on as a view of it (no copy); an oversize one is still refused', () => {
+    const a = encodeFrame({ id: 1, method: 'ping' });
+    const big = encodeFrame({ id: 9, method: 'ping', params: { data: Buffer.alloc(2000) } });
+    const chunk = Buffer.concat([a, big, a]);
+    const got: { b: Buffer | null; v: unknown }[] = [];
+    const r = new FrameReader(1000, { frame: (b) => got.push({ b, v: unpack(b) }), oversize: (len, id) => got.push({ b: null, v: { len, id } }) });
+    r.push(chunk);
+    expect(got.map((g) => g.v)).toEqual([{ id: 1, method: 'ping' }, { len: big.length - 4, id: 9 }, { id: 1, method: 'ping' }]);
+    expect(got[0].b!.buffer).toBe(chunk.buffer);
+    expect(got[0].b!.byteOffset).toBe(chunk.byteOffset + 4);
+    expect(r.buffered).toBe(0);
+  });
+
+  test('reads into readTarget(): frames come out whole at any read size; a large frame is read in place, small ones share slabs', () => {
+    const frames = [encodeFrame({ id: 1, method: 'ping' }), encodeFrame({ id: 2, data: Buffer.alloc(300_000, 5) }), encodeFrame({ id: 3 }), encodeFrame({ id: 4, data: Buffer.alloc(20_000, 6) }), encodeFrame({ id: 5 })];
+    const all = Buffer.concat(frames);
+    for (const maxRead of [1, 7, 4096, 65_536, all.length]) {
+      const got: Buffer[] = [];
+      const targets: Buffer[] = [];
+      const r = new FrameReader(1 << 20, { frame: (b) => got.push(b), oversize: () => got.push(Buffer.from('oversize')) });
+      let rng = 1;
+      for (let pos = 0; pos < all.length; ) {
+        // the "kernel": copies up to maxRead bytes (at most what the target holds) into the target
+        const t = r.readTarget();
+        targets.push(t);
+        rng = (rng * 1103515245 + 12345) >>> 0;
+        const n = Math.min(t.length, all.length - pos, 1 + (rng % maxRead));
+        all.copy(t, 0, pos, pos + n);
+        pos += n;
+        r.received(n, t);
+      }
+      expect(got.map((b) => unpack(b))).toEqual(frames.map((f) => unpack(f.subarray(4))));
+      expect(r.buffered).toBe(0);
+      if (maxRead >= 4096) {
+        // the 300 kB body was read straight into its own buffer: some read target was a view of it
+        expect(targets.some((t) => t.buffer === got[1].buffer && t.byteOffset > got[1].byteOffset)).toBe(true);
+        // the small frames are views of a slab (no per-read allocation): frames 3 and 5 share one
+        expect(got[2].buffer).toBe(got[4].buffer);
+      }
+    }
+  });
+
   test('peekRequestId reads int and string ids, and gives up on anything else', () => {
     expect(peekRequestId(pack({ id: 7, method: 'x' }))).toBe(7);
     expect(peekRequestId(pack({ id: 70000 }))).toBe(70000);

@@ -97,7 +97,12 @@ defmodule Starweave.FineTune do
       {:ok, %{"pong" => true}} = Starweave.FineTune.ping()
   """
   @spec ping(opts) :: result(map)
-  def ping(opts \\ []), do: call("ping", compact(%{"data" => opts[:data]}), opts)
+  def ping(opts \\ []) do
+    case Keyword.get(opts, :data) do
+      nil -> call("ping", %{}, opts)
+      data -> call("ping", %{"data" => data}, opts)
+    end
+  end
 
   @doc """
   Appends live interactions (maps with `messages`, optional `category` and `metadata`) to a collection

@@ -109,6 +109,10 @@ defmodule Starweave.FineTune.Server do
 
   defp await_direct(port, table, id, mref, timeout, entry) do
     receive do
+      {^mref, {:frame, bin}} ->
+        Process.demonitor(mref, [:flush])
+        direct_reply(bin, entry)
+
       {^mref, reply} ->
         Process.demonitor(mref, [:flush])
         reply
@@ -140,6 +144,10 @@ defmodule Starweave.FineTune.Server do
           _ ->
             # the server has taken the entry: its reply (or its exit) is on the way
             receive do
+              {^mref, {:frame, bin}} ->
+                Process.demonitor(mref, [:flush])
+                direct_reply(bin, entry)
+
               {^mref, reply} ->
                 Process.demonitor(mref, [:flush])
                 reply
@@ -149,6 +157,22 @@ defmodule Starweave.FineTune.Server do
             end
         end
     end
+  end
+
+  # a direct call's reply frame, decoded in the caller (the server only read its id)
+  defp direct_reply(bin, entry) do
+    reply =
+      case MsgPack.decode(bin) do
+        {:ok, m} when is_map_key(m, "result") or is_map_key(m, "error") ->
+          to_reply(m)
+
+        other ->
+          {:error,
+           %Error{code: :internal, message: "undecodable reply from the sidecar: #{inspect(other, limit: 5)}"}}
+      end
+
+    call_stop(entry, reply)
+    reply
   end
 
   # ------------------------------------------------------------------------------------------- requests
@@ -259,16 +283,20 @@ defmodule Starweave.FineTune.Server do
   # ------------------------------------------------------------------------------------------ from the port
 
   @impl true
-  def handle_info({port, {:data, bin}}, %{port: port} = s) do
-    case MsgPack.decode(bin) do
-      {:ok, msg} ->
-        {:noreply, handle_message(msg, s)}
-
-      {:error, reason} ->
-        Logger.error("starweave-finetune sidecar sent an undecodable frame: #{inspect(reason)}")
-        {:noreply, s}
+  # A reply to a direct call goes on undecoded: its id is read from the frame's first bytes (the sidecar
+  # writes replies as {id, result | error}, "id" first) and the caller decodes it, so this process, which
+  # every reply passes through, does the least work per reply.
+  def handle_info({port, {:data, <<0x82, 0xA2, "id", rest::binary>> = bin}}, %{port: port} = s) do
+    with id when is_integer(id) <- peek_id(rest),
+         [{_, pid, mref, _method, _started}] <- :ets.take(s.table, id) do
+      send(pid, {mref, {:frame, bin}})
+      {:noreply, s}
+    else
+      _ -> decode_message(bin, s)
     end
   end
+
+  def handle_info({port, {:data, bin}}, %{port: port} = s), do: decode_message(bin, s)
 
   def handle_info({port, {:exit_status, status}}, %{port: port} = s) do
     Logger.warning("starweave-finetune sidecar exited with status #{status}")
@@ -324,6 +352,24 @@ defmodule Starweave.FineTune.Server do
   end
 
   def handle_info(_other, s), do: {:noreply, s}
+
+  defp decode_message(bin, s) do
+    case MsgPack.decode(bin) do
+      {:ok, msg} ->
+        {:noreply, handle_message(msg, s)}
+
+      {:error, reason} ->
+        Logger.error("starweave-finetune sidecar sent an undecodable frame: #{inspect(reason)}")
+        {:noreply, s}
+    end
+  end
+
+  defp peek_id(<<i, _::binary>>) when i < 0x80, do: i
+  defp peek_id(<<0xCC, i, _::binary>>), do: i
+  defp peek_id(<<0xCD, i::16, _::binary>>), do: i
+  defp peek_id(<<0xCE, i::32, _::binary>>), do: i
+  defp peek_id(<<0xCF, i::64, _::binary>>), do: i
+  defp peek_id(_), do: nil
 
   defp handle_message(%{"id" => id} = m, s) when is_map_key(m, "result") or is_map_key(m, "error") do
     case Map.pop(s.pending, id) do
