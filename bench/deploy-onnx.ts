@@ -1,4 +1,4 @@
-// node dist/bench/deploy-onnx.js [--preset smollm2-135m] [--prompt 64] [--new 32] [--repeats 3] [--int8] [--bf16] [--json]
+// node dist/bench/deploy-onnx.js [--preset smollm2-135m] [--prompt 64] [--new 32] [--threads N] [--repeats 3] [--int8] [--bf16] [--json]
 // The onnxruntime half of the deploy benchmark: generation on the ONNX export (onnxruntime-node, CPU)
 // beside our native engine on the same model (random weights in the preset's shape, written as f32 so
 // both read the same precision), the same prompt, greedy, batch 1, through the same generate() loop
@@ -11,7 +11,7 @@
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { nativeInfo } from '../bindings/index.js';
+import { nativeInfo, setNumThreads } from '../bindings/index.js';
 import { loadModelFiles } from '../src/model/files.js';
 import { LlamaModel } from '../src/model/native-model.js';
 import { generateTinyModel, TINY_PRESETS } from '../src/model/tiny.js';
@@ -94,7 +94,9 @@ async function main(): Promise<void> {
   const P = Number(arg('--prompt', '64'));
   const N = Number(arg('--new', '32'));
   const precisions: OnnxPrecision[] = process.argv.includes('--int8') ? ['f32', 'int8'] : ['f32'];
-  const threads = nativeInfo().threads;
+  // --threads sets both engines' thread count (default: ours); on a busy machine 1 thread compares best
+  const threads = Number(arg('--threads', String(nativeInfo().threads)));
+  setNumThreads(threads);
 
   const repeats = Number(arg('--repeats', '3'));
   const { modelDir, bf16Dir, onnx } = await prepare(preset, precisions);
