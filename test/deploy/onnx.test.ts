@@ -175,6 +175,7 @@ describe('a LoRA adapter merged before export', () => {
     const out = join(root, `lora-${rslora}-onnx`);
     const m = await exportOnnx(gen.dir, out, { adapter: adapterDir });
     expect(m.source.adapter).toBe(adapterDir);
+    expect(m.lora).toEqual({ r: 4, loraAlpha: 8, useRslora: rslora, targetModules: ['q_proj', 'v_proj', 'o_proj', 'down_proj'], layersToTransform: null });
     const ort = await OnnxCausalLM.load(out);
     const rows = [Array.from(randInts(8, 11, 0, 512))];
     const want = nativeLogits(model, rows);
@@ -209,7 +210,9 @@ describe('the export files', () => {
   test('manifest: format, precision, opset, sizes and sha256; the graph read back names the optimum inputs/outputs', async () => {
     const gen = await generateTinyModel(join(root, 'files'), 'tiny-qwen2', 8);
     const out = join(root, 'files-onnx');
-    const m = await exportOnnx(gen.dir, out);
+    const m = await exportOnnx(gen.dir, out, { run: join(root, 'some-run') });
+    expect(m.source).toEqual({ run: join(root, 'some-run'), adapter: null });
+    expect(m.lora).toBeNull();
     expect([m.format, m.export, m.precision, m.details.opset, m.details.irVersion]).toEqual(['starweave-export/1', 'onnx', 'f32', 17, 8]);
     expect(m.baseModel).toMatchObject({ architecture: 'Qwen2ForCausalLM', dtype: 'bf16' });
     expect(m.totalBytes).toBe(m.files.reduce((n, f) => n + f.bytes, 0));

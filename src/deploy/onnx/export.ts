@@ -37,6 +37,8 @@ export interface ExportOnnxOptions {
   opset?: Opset;
   /** a PEFT LoRA adapter directory merged into the weights before export */
   adapter?: string;
+  /** the training run the adapter comes from (recorded in export.json's source) */
+  run?: string;
   /** weights in model.onnx.data (default: only when they pass 1.8 GB) */
   externalData?: boolean;
   /** int8 only: token sequences the accuracy cost is measured on (default: a fixed text, or seeded ids) */
@@ -180,7 +182,7 @@ export async function exportOnnx(modelDir: string, outDir: string, opts: ExportO
       precision,
       createdAt: new Date().toISOString(),
       baseModel: { dir: resolve(modelDir), architecture: c.architecture, dtype: c.torchDtype, parameters: parameterCount(c) },
-      source: { run: null, adapter: opts.adapter ? resolve(opts.adapter) : null },
+      source: { run: opts.run ? resolve(opts.run) : null, adapter: opts.adapter ? resolve(opts.adapter) : null },
       lora: lora
         ? {
             r: lora.r,
