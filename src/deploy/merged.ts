@@ -24,6 +24,8 @@ export interface MergedTensor {
   baseDtype: SafetensorsDType;
   /** true when the adapter changed it */
   adapted: boolean;
+  /** the base model's tensor (memory-mapped) */
+  base: Tensor;
   values(): Float32Array;
 }
 
@@ -75,6 +77,7 @@ export function mergedTensors(files: ModelFiles, adapter: LoraAdapter | null): M
       shape: [...w.shape],
       baseDtype: files.checkpoint.locate(name).entry.dtype,
       adapted: !!p,
+      base: w,
       values: () => (p ? mergeWeight(w, p.A, p.B, scale) : w.toFloat32()),
     };
   });
@@ -126,12 +129,14 @@ export interface MergedModelResult {
 export async function writeMergedModel(outDir: string, files: ModelFiles, adapter: LoraAdapter | null, opts: MergedModelOptions = {}): Promise<MergedModelResult> {
   mkdirSync(outDir, { recursive: true });
   const merged = mergedTensors(files, adapter);
-  const tensors = new Map<string, RawTensor>();
+  const tensors = new Map<string, RawTensor | Tensor>();
   const types: Record<string, number> = {};
   for (const t of merged) {
     const dtype = opts.dtype ?? FROM_ST[t.baseDtype] ?? 'f32';
     types[ST_DTYPE[dtype]] = (types[ST_DTYPE[dtype]] ?? 0) + 1;
-    tensors.set(t.name, { dtype: ST_DTYPE[dtype], shape: t.shape, data: () => encodeAs(t.values(), dtype) });
+    // an untouched tensor already in the output dtype is written from the mapping, without a copy
+    if (!t.adapted && t.base.dtype === dtype) tensors.set(t.name, t.base);
+    else tensors.set(t.name, { dtype: ST_DTYPE[dtype], shape: t.shape, data: () => encodeAs(t.values(), dtype) });
   }
   const weightFiles = await writeSafetensorsCheckpoint(outDir, tensors, { metadata: { format: 'pt' }, maxShardBytes: opts.maxShardBytes });
   const dtype = opts.dtype ?? baseWeightDtype(files);
