@@ -3,7 +3,8 @@
  */
 // The ONNX export run by onnxruntime-node (the real reader) against the native engine on the same tokens:
 // tiny generated checkpoints (Llama with tied embeddings and f32 weights; Qwen2 with q/k/v biases, an
-// untied lm_head and bf16 weights; llama3 RoPE scaling; Mistral), a full forward, prefill then decode
+// untied lm_head and bf16 weights, also at opset 23; llama3 RoPE scaling; Llama attention_bias with an
+// o_proj bias; f16 weights; Mistral), a full forward, prefill then decode
 // steps through the KV cache, a batch of two with left padding, greedy generation token for token, a LoRA
 // adapter merged before export, external data, and the file format read back by our own decoder.
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -19,7 +20,9 @@ import { OnnxCausalLM } from '../../src/deploy/onnx/runtime.js';
 import { decodeModel } from '../../src/deploy/onnx/proto.js';
 import { ropeInvFreq } from '../../src/deploy/onnx/rope.js';
 import { expectClose, randInts, uniform } from '../helpers/numeric.js';
-import { writeSafetensors } from '../../src/model/safetensors.js';
+import { SafetensorsFile, writeSafetensors } from '../../src/model/safetensors.js';
+import type { RawTensor } from '../../src/model/safetensors.js';
+import { f32ToF16 } from '../../src/deploy/precision.js';
 import { read, restoreDefaults } from '../helpers/tensors.js';
 import { ropeInvFreqRef } from '../helpers/reference.js';
 import { Registry } from '../../src/deploy/registry.js';
@@ -45,7 +48,30 @@ function nativeLogits(model: LlamaModel, rows: number[][]): Float32Array {
   return Float32Array.from(read(out));
 }
 
-async function setup(name: string, preset: 'tiny' | 'tiny-qwen2', edit?: (cfg: Record<string, unknown>) => void, opset?: 17 | 23) {
+/** Rewrites a generated checkpoint: every tensor as f32 values through `f`, stored as `dtype`; extra tensors added. */
+async function rewriteCheckpoint(dir: string, dtype: 'F32' | 'F16', extra: Record<string, { shape: number[]; data: Float32Array }> = {}) {
+  const file = SafetensorsFile.open(join(dir, 'model.safetensors'));
+  const out: Record<string, RawTensor> = {};
+  const enc = (data: Float32Array) => (dtype === 'F16' ? f32ToF16(data) : data);
+  for (const name of file.names) {
+    const t = file.tensor(name, { convertTo: 'f32' });
+    out[name] = { dtype, shape: file.entry(name).shape, data: enc(t.toFloat32()) };
+    t.release();
+  }
+  for (const [name, t] of Object.entries(extra)) out[name] = { dtype, shape: t.shape, data: enc(t.data) };
+  await writeSafetensors(join(dir, 'model.safetensors'), out);
+}
+
+interface Case {
+  name: string;
+  preset: 'tiny' | 'tiny-qwen2';
+  edit?: (c: Record<string, unknown>) => void;
+  opset?: 17 | 23;
+  /** rewrite the checkpoint after generation (f16 weights, bias tensors) */
+  rewrite?: (dir: string) => Promise<void>;
+}
+
+async function setup(name: string, { preset, edit, opset, rewrite }: Case) {
   const gen = await generateTinyModel(join(root, name), preset, 5);
   if (edit) {
     const p = join(gen.dir, 'config.json');
@@ -53,7 +79,9 @@ async function setup(name: string, preset: 'tiny' | 'tiny-qwen2', edit?: (cfg: R
     edit(cfg);
     writeFileSync(p, JSON.stringify(cfg));
   }
-  const files = loadModelFiles(gen.dir);
+  if (rewrite) await rewrite(gen.dir);
+  // f16 widened to f32 exactly on the native side too (its default is bf16), as the exporter widens it
+  const files = loadModelFiles(gen.dir, { f16To: 'f32' });
   const model = LlamaModel.fromFiles(files);
   const out = join(root, `${name}-onnx`);
   const manifest = await exportOnnx(gen.dir, out, { opset });
@@ -62,7 +90,12 @@ async function setup(name: string, preset: 'tiny' | 'tiny-qwen2', edit?: (cfg: R
   return { gen, files, model, out, manifest, ort, V: files.config.vocabSize };
 }
 
-const CASES: { name: string; preset: 'tiny' | 'tiny-qwen2'; edit?: (c: Record<string, unknown>) => void; opset?: 17 | 23 }[] = [
+const biases = (layers: number, sizes: Record<string, number>) =>
+  Object.fromEntries(
+    Array.from({ length: layers }, (_, l) => Object.entries(sizes).map(([proj, n], i) => [`model.layers.${l}.self_attn.${proj}.bias`, { shape: [n], data: Float32Array.from(uniform(n, 40 + l * 8 + i, -0.3, 0.3)) }])).flat(),
+  );
+
+const CASES: Case[] = [
   { name: 'llama (tied, f32)', preset: 'tiny' as const },
   { name: 'qwen2 at opset 23 (RMSNormalization op)', preset: 'tiny-qwen2' as const, opset: 23 },
   { name: 'qwen2 (biases, untied, bf16)', preset: 'tiny-qwen2' as const },
@@ -72,6 +105,22 @@ const CASES: { name: string; preset: 'tiny' | 'tiny-qwen2'; edit?: (c: Record<st
     edit: (c: Record<string, unknown>) => {
       c.rope_scaling = { rope_type: 'llama3', factor: 8, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 16 };
     },
+  },
+  {
+    name: 'llama attention_bias (q/k/v/o biases)',
+    preset: 'tiny' as const,
+    edit: (c: Record<string, unknown>) => {
+      c.attention_bias = true;
+    },
+    rewrite: (dir: string) => rewriteCheckpoint(dir, 'F32', biases(2, { q_proj: 64, k_proj: 32, v_proj: 32, o_proj: 64 })),
+  },
+  {
+    name: 'f16 checkpoint (widened to f32)',
+    preset: 'tiny' as const,
+    edit: (c: Record<string, unknown>) => {
+      c.torch_dtype = 'float16';
+    },
+    rewrite: (dir: string) => rewriteCheckpoint(dir, 'F16'),
   },
   {
     name: 'mistral',
@@ -84,10 +133,11 @@ const CASES: { name: string; preset: 'tiny' | 'tiny-qwen2'; edit?: (c: Record<st
   },
 ];
 
-describe.each(CASES)('$name', ({ name, preset, edit, opset }) => {
+describe.each(CASES)('$name', (c) => {
+  const { name, opset } = c;
   let s: Awaited<ReturnType<typeof setup>>;
   beforeAll(async () => {
-    s = await setup(name.replace(/\W+/g, '-'), preset, edit, opset);
+    s = await setup(name.replace(/\W+/g, '-'), c);
   });
   afterAll(async () => {
     await s.ort.release();
