@@ -351,6 +351,22 @@ describe('the export files', () => {
     expect(Array.from(ropeInvFreq({ ...base, ropeScaling: { type: 'linear', factor: 4 } }))).toEqual(Array.from(ropeInvFreqRef({ headDim: 64, theta: 500000, linearFactor: 4 })));
   });
 
+  test('bad input to the runtime: a directory without an export, ids outside the vocabulary, ragged rows, a mask of the wrong length', async () => {
+    await expect(OnnxCausalLM.load(join(root, 'nothing'))).rejects.toThrow(/nothing\/model\.onnx: no such ONNX model/);
+    const gen = await generateTinyModel(join(root, 'rt-bad'), 'tiny', 1);
+    const out = join(root, 'rt-bad-onnx');
+    await exportOnnx(gen.dir, out);
+    const ort = await OnnxCausalLM.load(out);
+    await expect(ort.forward({ ids: [[1, 512]] })).rejects.toThrow('ids[0][1] = 512 is outside the vocabulary [0, 512)');
+    await expect(ort.forward({ ids: [[1, 2], [3]] })).rejects.toThrow(/row 1 has 1 values, row 0 has 2/);
+    const a = await ort.forward({ ids: [[1, 2]] });
+    await expect(ort.forward({ ids: [[3]], past: a.present, attentionMask: [[1, 1]] })).rejects.toThrow(/attention_mask row 0 has 2 values; past 2 \+ sequence 1 = 3 expected/);
+    await expect(ort.forward({ ids: [[3], [4]], past: a.present })).rejects.toThrow(/the cache holds 1 sequences, the input 2/);
+    await ort.release();
+    rmSync(join(out, 'export.json'));
+    await expect(OnnxCausalLM.load(out)).rejects.toThrow(/export\.json: missing/);
+  });
+
   test('bad input: a missing model directory and an unknown precision are named', async () => {
     await expect(exportOnnx(join(root, 'nope'), join(root, 'nope-out'))).rejects.toThrow(/nope: not a directory/);
     const gen = await generateTinyModel(join(root, 'bad'), 'tiny', 1);

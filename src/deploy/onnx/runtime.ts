@@ -108,6 +108,13 @@ export class OnnxCausalLM {
     const B = input.ids.length;
     if (B === 0) throw new Error('ONNX forward: no sequences');
     const S = input.ids[0].length;
+    if (S === 0) throw new Error('ONNX forward: no tokens (ids rows are empty)');
+    const V = this.model.vocabSize;
+    input.ids.forEach((row, b) =>
+      row.forEach((t, i) => {
+        if (!Number.isInteger(t) || t < 0 || t >= V) throw new Error(`ONNX forward: ids[${b}][${i}] = ${t} is outside the vocabulary [0, ${V})`);
+      }),
+    );
     const past = input.past ?? this.emptyCache(B);
     if (past.batch !== B) throw new Error(`ONNX forward: the cache holds ${past.batch} sequences, the input ${B}`);
     const total = past.length + S;
