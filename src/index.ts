@@ -38,7 +38,7 @@ export {
 export * from './train/index.js';
 export { runTrainCommand } from './cli/train.js';
 export * from './eval/index.js';
-export { runPipeline, readPipelineReport, PipelineError, PIPELINE_FILE, type PipelineReport, type PipelineRound, type PipelineEvent, type PipelineOptions, type PipelineStatus } from './pipeline/pipeline.js';
+export { runPipeline, resumePipeline, readPipelineReport, PipelineError, PIPELINE_FILE, CONFIG_FILE as PIPELINE_CONFIG_FILE, type PipelineReport, type PipelineRound, type PipelineEvent, type PipelineOptions, type PipelineStatus } from './pipeline/pipeline.js';
 export { runPipelineCommand } from './cli/pipeline.js';
 export * from './deploy/onnx/index.js';
 export {

@@ -3,14 +3,16 @@
 // (src/pipeline/pipeline.ts); `starweave-ft pipeline show DIR` prints a pipeline's rounds.
 import { dirname, resolve } from 'node:path';
 import { loadRunConfigFile } from '../train/config.js';
-import { readPipelineReport, runPipeline } from '../pipeline/pipeline.js';
-import type { PipelineReport } from '../pipeline/pipeline.js';
+import { readPipelineReport, resumePipeline, runPipeline } from '../pipeline/pipeline.js';
+import type { PipelineEvent, PipelineReport } from '../pipeline/pipeline.js';
 import { ProgressLine } from './progress.js';
 
 export const PIPELINE_USAGE = `usage:
   starweave-ft pipeline --config RUN.(json|yaml) [--max-rounds N] [--dir DIR] [--json]
       dataset build -> train -> evaluate -> gate; on Fail, back to preprocessing with the failing
       categories oversampled (and listed for review), up to N rounds (default 3); exit 0 when the gate passes
+  starweave-ft pipeline --resume DIR [--max-rounds N] [--json]
+      continues a pipeline after Ctrl-C (the round resumes from its checkpoint), a kill, or its last round
   starweave-ft pipeline show DIR [--json]     the rounds of a pipeline: dataset version, run, gate`;
 
 function opt(args: string[], name: string): string | undefined {
@@ -50,7 +52,8 @@ export async function runPipelineCommand(args: string[]): Promise<number> {
       return r.status === 'passed' ? 0 : 1;
     }
     const configFile = opt(args, '--config');
-    if (!configFile) {
+    const resumeDir = opt(args, '--resume');
+    if (!configFile === !resumeDir) {
       console.error(PIPELINE_USAGE);
       return 2;
     }
@@ -60,11 +63,17 @@ export async function runPipelineCommand(args: string[]): Promise<number> {
     const dir = opt(args, '--dir');
     const progress = new ProgressLine(process.stderr);
     const out = (line: string) => progress.log(line, process.stdout);
-    const report = await runPipeline(loadRunConfigFile(configFile), {
+    const abort = new AbortController();
+    const onSigint = () => {
+      progress.end();
+      console.error('cancelling at the next step boundary (a checkpoint will be written; resume with pipeline --resume)...');
+      abort.abort();
+    };
+    process.on('SIGINT', onSigint);
+    const common = {
       maxRounds,
-      dir: dir ? resolve(dir) : undefined,
-      baseDir: dirname(resolve(configFile)),
-      onEvent: (e) => {
+      signal: abort.signal,
+      onEvent: (e: PipelineEvent) => {
         if (json) {
           if (e.type === 'run' && e.event.type !== 'start' && e.event.type !== 'done' && e.event.type !== 'failed') return;
           const ev = e.type === 'run' ? { type: 'run', round: e.round, event: e.event.type === 'failed' ? { type: 'failed', message: e.event.error.message } : e.event.type === 'done' ? { type: 'done', status: e.event.result.status, runDir: e.event.result.runDir } : e.event } : e;
@@ -73,7 +82,7 @@ export async function runPipelineCommand(args: string[]): Promise<number> {
         }
         if (e.type === 'round') {
           const w = Object.entries(e.categoryWeights);
-          out(`== round ${e.round}: ${e.runDir}${w.length ? ` (mix ${w.map(([k, v]) => `${k}×${v}`).join(' ')})` : ''}`);
+          out(`== round ${e.round}${e.resumed ? ' (resumed from its checkpoint)' : ''}: ${e.runDir}${w.length ? ` (mix ${w.map(([k, v]) => `${k}×${v}`).join(' ')})` : ''}`);
         } else if (e.type === 'run') {
           const ev = e.event;
           if (ev.type === 'step') progress.step(ev);
@@ -89,7 +98,15 @@ export async function runPipelineCommand(args: string[]): Promise<number> {
           out(`  ${p.review.length} item(s) for review in ${p.runDir}/review-queue.jsonl`);
         }
       },
-    });
+    };
+    let report: PipelineReport;
+    try {
+      report = resumeDir
+        ? await resumePipeline(resolve(resumeDir), common)
+        : await runPipeline(loadRunConfigFile(configFile!), { ...common, dir: dir ? resolve(dir) : undefined, baseDir: dirname(resolve(configFile!)) });
+    } finally {
+      process.off('SIGINT', onSigint);
+    }
     if (json) console.log(JSON.stringify({ type: 'pipeline', ...report }));
     else printRounds(report);
     return report.status === 'passed' ? 0 : 1;

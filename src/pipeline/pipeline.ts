@@ -4,21 +4,24 @@
 // config names a pipeline config, so every round re-runs preprocessing and picks up curation decisions
 // made since); a failed gate leaves remediation.json in the run (src/eval/remediation.ts), whose training
 // mix the next round trains with. pipeline.json records each round's lineage: dataset version, run
-// directory, training mix, gate result, failing categories.
+// directory, training mix, gate result, failing categories. A pipeline cancelled (signal, Ctrl-C) or killed
+// resumes: the interrupted round from its latest checkpoint (exactly), then the rounds after it.
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { writeFileAtomicSync } from '../model/atomic.js';
 import { parseRunConfig } from '../train/config.js';
 import type { RunConfig, RunConfigInput } from '../train/config.js';
-import { startTraining } from '../train/runner.js';
+import { resumeTraining, startTraining } from '../train/runner.js';
 import type { RunResult, TrainingEvent } from '../train/runner.js';
 import { readRemediation } from '../eval/remediation.js';
 import type { RemediationPlan } from '../eval/remediation.js';
 import { renderComparison } from '../eval/report-html.js';
 
 export const PIPELINE_FILE = 'pipeline.json';
+/** the pipeline's resolved base config, for a resume */
+export const CONFIG_FILE = 'config.json';
 
-export type PipelineStatus = 'running' | 'passed' | 'failed' | 'stalled' | 'error';
+export type PipelineStatus = 'running' | 'passed' | 'failed' | 'stalled' | 'cancelled' | 'error';
 
 export interface PipelineRound {
   round: number;
@@ -44,7 +47,7 @@ export interface PipelineReport {
   dir: string;
   maxRounds: number;
   status: PipelineStatus;
-  /** why it ended (for failed / stalled / error) */
+  /** why it ended (for failed / stalled / cancelled / error) */
   reason: string | null;
   rounds: PipelineRound[];
   createdAt: string;
@@ -52,7 +55,7 @@ export interface PipelineReport {
 }
 
 export type PipelineEvent =
-  | { type: 'round'; round: number; runDir: string; categoryWeights: Record<string, number> }
+  | { type: 'round'; round: number; runDir: string; categoryWeights: Record<string, number>; resumed: boolean }
   | { type: 'run'; round: number; event: TrainingEvent }
   | { type: 'gate'; round: number; passed: boolean; reasons: string[]; failingCategories: string[] }
   | { type: 'remediation'; round: number; plan: RemediationPlan }
@@ -66,6 +69,8 @@ export interface PipelineOptions {
   /** folder that relative paths of a config object resolve against (default: cwd) */
   baseDir?: string;
   onEvent?: (e: PipelineEvent) => void;
+  /** aborting cancels the current round at its next step boundary (a checkpoint is written): status 'cancelled' */
+  signal?: AbortSignal;
   /**
    * called after a failed round with its plan, before the next round's preprocessing: a person (or a
    * tool) may record curation decisions for the review queue here. Return true when it changed the data,
@@ -90,18 +95,64 @@ function readRunJson(runDir: string): Record<string, any> | null {
   return existsSync(f) ? (JSON.parse(readFileSync(f, 'utf8')) as Record<string, any>) : null;
 }
 
+/** Validated base config of a pipeline: it needs a gate. */
+function checkBase(base: RunConfig): void {
+  if (!base.eval.metrics) throw new PipelineError('the pipeline needs eval.metrics with gate thresholds (docs/EVALUATION.md): without a gate there is nothing to pass or fail');
+  if (!Object.keys(base.eval.metrics.gate).length) throw new PipelineError('eval.metrics.gate has no thresholds: every round would pass; give at least one (e.g. min_loss_improvement)');
+}
+
+function checkMaxRounds(maxRounds: number): void {
+  if (!Number.isInteger(maxRounds) || maxRounds < 1) throw new PipelineError(`max rounds must be a positive integer, got ${maxRounds}`);
+}
+
 /** Runs rounds of build -> train -> evaluate -> gate until the gate passes or maxRounds; see the file's head. */
 export async function runPipeline(input: RunConfigInput | RunConfig, opts: PipelineOptions = {}): Promise<PipelineReport> {
   const base = parseRunConfig(input, { baseDir: opts.baseDir });
-  if (!base.eval.metrics) throw new PipelineError('the pipeline needs eval.metrics with gate thresholds (docs/EVALUATION.md): without a gate there is nothing to pass or fail');
-  if (!Object.keys(base.eval.metrics.gate).length) throw new PipelineError('eval.metrics.gate has no thresholds: every round would pass; give at least one (e.g. min_loss_improvement)');
+  checkBase(base);
   const maxRounds = opts.maxRounds ?? 3;
-  if (!Number.isInteger(maxRounds) || maxRounds < 1) throw new PipelineError(`max rounds must be a positive integer, got ${maxRounds}`);
+  checkMaxRounds(maxRounds);
   const dir = resolve(opts.dir ?? join(base.output.runs_dir, `pipeline-${base.name}-${timestamp()}`));
-  if (existsSync(join(dir, PIPELINE_FILE))) throw new PipelineError(`${dir} already holds a pipeline (${PIPELINE_FILE}); choose another folder`);
+  if (existsSync(join(dir, PIPELINE_FILE))) throw new PipelineError(`${dir} already holds a pipeline (${PIPELINE_FILE}); resume it or choose another folder`);
   mkdirSync(dir, { recursive: true });
+  // the base config (resolved), for a resume
+  writeFileAtomicSync(join(dir, CONFIG_FILE), JSON.stringify(base, null, 2) + '\n');
   const now = new Date().toISOString();
   const report: PipelineReport = { format: 'starweave-pipeline/1', name: base.name, dir, maxRounds, status: 'running', reason: null, rounds: [], createdAt: now, updatedAt: now };
+  return runRounds(base, report, 1, { ...base.training.category_weights }, opts);
+}
+
+/**
+ * Continues the pipeline in dir: after a cancel (Ctrl-C), a kill, a failure or the last round (give a larger
+ * maxRounds). A round whose run directory exists but is not recorded resumes from its latest checkpoint
+ * with exactly the losses it would have had; otherwise the next round starts with the last plan's mix.
+ */
+export async function resumePipeline(dir: string, opts: Omit<PipelineOptions, 'dir' | 'baseDir'> = {}): Promise<PipelineReport> {
+  dir = resolve(dir);
+  const report = readPipelineReport(dir);
+  const cfgFile = join(dir, CONFIG_FILE);
+  if (!existsSync(cfgFile)) throw new PipelineError(`${dir}: no ${CONFIG_FILE} (a pipeline folder from before resume existed cannot be resumed)`);
+  const base = parseRunConfig(JSON.parse(readFileSync(cfgFile, 'utf8')), { file: cfgFile, baseDir: dir });
+  checkBase(base);
+  if (report.status === 'passed') {
+    opts.onEvent?.({ type: 'done', report });
+    return report;
+  }
+  const maxRounds = opts.maxRounds ?? report.maxRounds;
+  checkMaxRounds(maxRounds);
+  report.maxRounds = maxRounds;
+  const last = report.rounds.at(-1);
+  const plan = last?.remediation ? readRemediation(last.runDir) : null;
+  const weights = plan ? plan.categoryWeights : last ? last.categoryWeights : { ...base.training.category_weights };
+  const next = report.rounds.length + 1;
+  if (next > maxRounds) throw new PipelineError(`${dir} already ran ${report.rounds.length} round(s) (status ${report.status}); give a larger max rounds to go on`);
+  report.status = 'running';
+  report.reason = null;
+  return runRounds(base, report, next, weights, opts);
+}
+
+async function runRounds(base: RunConfig, report: PipelineReport, firstRound: number, startWeights: Record<string, number>, opts: Omit<PipelineOptions, 'dir' | 'baseDir'>): Promise<PipelineReport> {
+  const dir = report.dir;
+  const maxRounds = report.maxRounds;
   const save = () => {
     report.updatedAt = new Date().toISOString();
     writeFileAtomicSync(join(dir, PIPELINE_FILE), JSON.stringify(report, null, 2) + '\n');
@@ -123,17 +174,23 @@ export async function runPipeline(input: RunConfigInput | RunConfig, opts: Pipel
   };
   save();
 
-  let weights: Record<string, number> = { ...base.training.category_weights };
-  for (let round = 1; round <= maxRounds; round++) {
+  let weights = startWeights;
+  for (let round = firstRound; round <= maxRounds; round++) {
+    if (opts.signal?.aborted) return finish('cancelled', `cancelled before round ${round}; resume with starweave-ft pipeline --resume ${dir}`);
     const runDir = join(dir, `round-${round}`);
+    // a round interrupted earlier (cancel, kill) resumes from its checkpoint with its own config
+    const interrupted = existsSync(join(runDir, 'config.json'));
+    if (interrupted) weights = (JSON.parse(readFileSync(join(runDir, 'config.json'), 'utf8')) as RunConfig).training.category_weights ?? {};
     const config: RunConfig = {
       ...base,
       training: { ...base.training, category_weights: { ...weights } },
       output: { ...base.output, runs_dir: dir, name: `round-${round}` },
     };
-    opts.onEvent?.({ type: 'round', round, runDir, categoryWeights: { ...weights } });
+    opts.onEvent?.({ type: 'round', round, runDir, categoryWeights: { ...weights }, resumed: interrupted });
     const t0 = performance.now();
-    const job = startTraining(config, { runDir });
+    const job = interrupted ? resumeTraining(runDir) : startTraining(config, { runDir });
+    const onAbort = () => job.cancel();
+    opts.signal?.addEventListener('abort', onAbort);
     job.on('event', (event: TrainingEvent) => opts.onEvent?.({ type: 'run', round, event }));
     let result: RunResult;
     try {
@@ -145,7 +202,11 @@ export async function runPipeline(input: RunConfigInput | RunConfig, opts: Pipel
         bestEvalLoss: null, gate: null, failingCategories: [], remediation: null, error: message, seconds: (performance.now() - t0) / 1000,
       });
       return finish('error', `round ${round}: the run failed: ${message}`);
+    } finally {
+      opts.signal?.removeEventListener('abort', onAbort);
     }
+    if (result.status === 'cancelled')
+      return finish('cancelled', `round ${round} cancelled at step ${result.steps} (checkpoint ${result.checkpoint}); resume with starweave-ft pipeline --resume ${dir}`);
     const ev = result.evaluation ?? null;
     const plan = ev && !ev.gate.passed ? readRemediation(runDir) : null;
     const entry: PipelineRound = {
@@ -166,7 +227,6 @@ export async function runPipeline(input: RunConfigInput | RunConfig, opts: Pipel
     if (!ev) return finish('error', `round ${round}: the evaluation did not run or failed (see ${join(runDir, 'eval.json')})`);
     opts.onEvent?.({ type: 'gate', round, passed: ev.gate.passed, reasons: ev.gate.reasons, failingCategories: entry.failingCategories });
     if (ev.gate.passed) return finish('passed', null);
-    if (result.status === 'cancelled') return finish('error', `round ${round} was cancelled`);
     if (!plan) return finish('error', `round ${round}: the gate failed but the run wrote no remediation.json`);
     opts.onEvent?.({ type: 'remediation', round, plan });
     if (round === maxRounds) return finish('failed', `the gate still fails after ${maxRounds} round(s): ${ev.gate.reasons.join('; ')}`);

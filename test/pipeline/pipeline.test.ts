@@ -9,7 +9,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { recordDecision } from '../../src/data/curation.js';
-import { runPipeline, readPipelineReport, PipelineError } from '../../src/pipeline/pipeline.js';
+import { runPipeline, resumePipeline, readPipelineReport, PipelineError } from '../../src/pipeline/pipeline.js';
 import type { PipelineEvent } from '../../src/pipeline/pipeline.js';
 import { readRemediation } from '../../src/eval/remediation.js';
 import { renderRunReport } from '../../src/eval/report-html.js';
@@ -154,6 +154,47 @@ describe('pipeline: Fail -> preprocessing -> retrain', () => {
     const r2 = await runPipeline(config as any, { dir: join(dir, 'q'), maxRounds: 1 });
     expect(r2.status).toBe('failed');
     expect(r2.reason).toMatch(/after 1 round/);
+    // resuming a failed pipeline needs more rounds; with them it runs round 2 on the plan's mix
+    await expect(resumePipeline(join(dir, 'q'))).rejects.toThrow(/already ran 1 round\(s\) \(status failed\); give a larger max rounds/);
+    const r3 = await resumePipeline(join(dir, 'q'), { maxRounds: 2 });
+    expect(r3.rounds).toHaveLength(2);
+    expect(r3.rounds[1].categoryWeights).toEqual(report.rounds[1].categoryWeights);
+  }, 180_000);
+
+  test('cancelled mid-round, resumed: the round continues from its checkpoint with the losses of an uninterrupted pipeline', async () => {
+    const dir = tmp('sw-pipe-');
+    const config = await pipelineConfig(dir, { min_category_token_accuracy: 0.45 });
+    (config.checkpoint as any).every_steps = 2;
+    const whole = await runPipeline(config as any, { dir: join(dir, 'whole'), maxRounds: 3 });
+    expect(whole.rounds.map((r) => r.gate?.passed)).toEqual([false, true]);
+
+    const abort = new AbortController();
+    const cut = await runPipeline(config as any, {
+      dir: join(dir, 'cut'),
+      maxRounds: 3,
+      signal: abort.signal,
+      onEvent: (e) => {
+        if (e.type === 'run' && e.round === 2 && e.event.type === 'step' && e.event.step === 5) abort.abort();
+      },
+    });
+    expect(cut.status).toBe('cancelled');
+    expect(cut.reason).toMatch(/round 2 cancelled at step 5/);
+    expect(cut.rounds).toHaveLength(1);
+    expect(readPipelineReport(join(dir, 'cut')).status).toBe('cancelled');
+
+    const rounds: { round: number; resumed: boolean }[] = [];
+    const resumed = await resumePipeline(join(dir, 'cut'), { onEvent: (e) => (e.type === 'round' ? rounds.push({ round: e.round, resumed: e.resumed }) : undefined) });
+    expect(rounds).toEqual([{ round: 2, resumed: true }]);
+    expect(resumed.status).toBe('passed');
+    expect(resumed.rounds.map((r) => [r.round, r.gate?.passed, r.categoryWeights])).toEqual(whole.rounds.map((r) => [r.round, r.gate?.passed, r.categoryWeights]));
+    const losses = (d: string) => readFileSync(join(d, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((m) => m.type === 'train').map((m) => [m.step, m.loss]);
+    expect(losses(resumed.rounds[1].runDir)).toEqual(losses(whole.rounds[1].runDir));
+    expect(JSON.parse(readFileSync(join(resumed.rounds[1].runDir, 'run.json'), 'utf8')).resumedFromStep).toBe(5);
+    const acc = (d: string) => JSON.parse(readFileSync(join(d, 'eval.json'), 'utf8')).tuned.categories;
+    expect(acc(resumed.rounds[1].runDir)).toEqual(acc(whole.rounds[1].runDir));
+    // a passed pipeline resumes to itself; a failed one goes on only with more rounds
+    expect((await resumePipeline(join(dir, 'cut'))).status).toBe('passed');
+    await expect(resumePipeline(join(dir, 'whole'), { maxRounds: 1 })).resolves.toMatchObject({ status: 'passed' });
   }, 180_000);
 
   test('refuses a config without a gate, and an existing pipeline folder', async () => {
