@@ -16,7 +16,7 @@ import { loadModelFiles } from '../../src/model/files.js';
 import { generateTinyModel } from '../../src/model/tiny.js';
 import { LlamaModel } from '../../src/model/native-model.js';
 import { exportOnnx } from '../../src/deploy/onnx/export.js';
-import { OnnxCausalLM } from '../../src/deploy/onnx/runtime.js';
+import { loadOrt, OnnxCausalLM } from '../../src/deploy/onnx/runtime.js';
 import { decodeModel } from '../../src/deploy/onnx/proto.js';
 import { ropeInvFreq } from '../../src/deploy/onnx/rope.js';
 import { expectClose, randInts, uniform } from '../helpers/numeric.js';
@@ -290,7 +290,7 @@ describe('the export files', () => {
     const ops = new Set(g.node.map((n) => n.op_type));
     expect(g.node.every((n) => !n.domain)).toBe(true);
     expect([...ops].sort()).toEqual(
-      ['Add', 'And', 'Cast', 'Concat', 'Cos', 'Gather', 'Identity', 'LessOrEqual', 'MatMul', 'Mul', 'Neg', 'Range', 'Reciprocal', 'ReduceMean', 'Reshape', 'Shape', 'Sigmoid', 'Sin', 'Slice', 'Softmax', 'Sqrt', 'Sub', 'Transpose', 'Unsqueeze', 'Where'].sort(),
+      ['Add', 'And', 'Cast', 'Concat', 'Cos', 'Div', 'Gather', 'Identity', 'LessOrEqual', 'MatMul', 'Mul', 'Neg', 'Pow', 'Range', 'ReduceMean', 'Reshape', 'Shape', 'Sigmoid', 'Sin', 'Slice', 'Softmax', 'Sqrt', 'Sub', 'Transpose', 'Unsqueeze', 'Where'].sort(),
     );
     // the bf16 weights were widened exactly: an initializer equals the checkpoint's values (transposed)
     const files = loadModelFiles(gen.dir);
@@ -341,6 +341,28 @@ describe('the export files', () => {
     expect((await copy.forward({ ids })).logits).toEqual((await orig.forward({ ids })).logits);
     await copy.release();
     await orig.release();
+  });
+
+  test("onnxruntime's optimizer fuses the RMSNorm, SiLU and int8 patterns (the graph is laid out as it expects)", async () => {
+    const gen = await generateTinyModel(join(root, 'fuse'), 'tiny', 2);
+    const counts = async (precision: 'f32' | 'int8') => {
+      const out = join(root, `fuse-${precision}`);
+      await exportOnnx(gen.dir, out, { precision, skipAccuracy: true });
+      const optimized = join(out, 'optimized.onnx');
+      const Ort = await loadOrt();
+      const session = await Ort.InferenceSession.create(join(out, 'model.onnx'), { graphOptimizationLevel: 'all', optimizedModelFilePath: optimized, logSeverityLevel: 3 });
+      await session.release();
+      const n = new Map<string, number>();
+      for (const node of decodeModel(readFileSync(optimized)).graph.node) n.set(node.op_type, (n.get(node.op_type) ?? 0) + 1);
+      return n;
+    };
+    const f32 = await counts('f32');
+    expect(f32.get('SimplifiedLayerNormalization')).toBe(2 * 2 + 1);
+    expect(f32.get('ReduceMean')).toBeUndefined();
+    expect(f32.get('QuickGelu')).toBe(2); // x * sigmoid(x)
+    const int8 = await counts('int8');
+    expect((int8.get('DynamicQuantizeMatMul') ?? 0) + (int8.get('MatMulIntegerToFloat') ?? 0)).toBe(2 * 7 + 1);
+    expect(int8.get('MatMulInteger')).toBeUndefined();
   });
 
   test('rotary inverse frequencies equal the reference (default, llama3, linear)', () => {

@@ -8,8 +8,8 @@
 //   outputs  logits [batch_size, sequence_length, vocab] f32
 //            present.N.key / .value [batch_size, kv_heads, total_sequence_length, head_dim] f32
 //
-// total = past + sequence. Per layer: RMSNorm (Mul, ReduceMean, Add, Sqrt, Reciprocal, Mul in f32; at
-// opset 23 the RMSNormalization op with stash_type f32), q/k/v
+// total = past + sequence. Per layer: RMSNorm (Pow, ReduceMean, Add, Sqrt, Div, Mul in f32: the pattern
+// onnxruntime fuses into SimplifiedLayerNormalization; at opset 23 the RMSNormalization op), q/k/v
 // projections (MatMul on [in, out] weights, Add for biases), RoPE from the position ids (Cast, Mul by
 // inv_freq, Concat, Cos, Sin; rotate_half by Slice / Neg / Concat), the new keys and values concatenated
 // to the past ones (the present outputs), grouped-query attention by broadcasting each kv head over its
@@ -117,10 +117,10 @@ export function buildDecoderGraph(c: ModelConfig, weight: WeightSource, opts: De
       return g.op('RMSNormalization', [x, w], [attr.int('axis', -1), attr.float('epsilon', c.rmsNormEps), attr.int('stash_type', DataType.FLOAT)], { name: stem });
     }
     const eps = g.float([c.rmsNormEps], []);
-    const sq = g.op('Mul', [x, x], [], { name: `${stem}/square` });
+    const sq = g.op('Pow', [x, g.float([2], [])], [], { name: `${stem}/square` });
     const mean = g.op('ReduceMean', [sq], [attr.ints('axes', [-1]), attr.int('keepdims', 1)], { name: `${stem}/ReduceMean` });
-    const rstd = g.op('Reciprocal', [g.op('Sqrt', [g.op('Add', [mean, eps], [], { name: `${stem}/eps` })], [], { name: `${stem}/Sqrt` })], [], { name: `${stem}/Reciprocal` });
-    const normed = g.op('Mul', [x, rstd], [], { name: `${stem}/normalize` });
+    const std = g.op('Sqrt', [g.op('Add', [mean, eps], [], { name: `${stem}/eps` })], [], { name: `${stem}/Sqrt` });
+    const normed = g.op('Div', [x, std], [], { name: `${stem}/normalize` });
     return g.op('Mul', [normed, g.initializer(weightName, weight(weightName), [C])], [], { name: `${stem}/weight` });
   };
 
