@@ -4,7 +4,7 @@
 // next training mix, a review queue), the pipeline rebuilds the dataset (a curation decision recorded
 // between rounds gives a new version), trains with the category oversampled and passes. The CLI runs the
 // same loop from a YAML config and exits 1 when the gate never passes.
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -242,5 +242,28 @@ describe('pipeline: Fail -> preprocessing -> retrain', () => {
     const bad = await run(process.execPath, [main, 'pipeline', '--config', join(dir, 'bad.yaml')]).catch((e) => e);
     expect(bad.code).toBe(1);
     expect(bad.stderr).toContain(`${join(dir, 'bad.yaml')}:4: training.lr:`);
+  }, 180_000);
+
+  test('CLI: Ctrl-C cancels the round with a checkpoint (exit 1), pipeline --resume finishes it (exit 0)', async () => {
+    const dir = tmp('sw-pipe-');
+    const file = join(dir, 'run.json');
+    writeFileSync(file, JSON.stringify(await pipelineConfig(dir, { min_category_token_accuracy: 0.45 })));
+    const main = join(process.cwd(), 'dist', 'src', 'cli', 'main.js');
+    const child = spawn(process.execPath, [main, 'pipeline', '--config', file, '--dir', join(dir, 'p')], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => {
+      err += d;
+      if (/step 3\//.test(err) && !child.killed) child.kill('SIGINT');
+    });
+    const code = await new Promise<number | null>((r) => child.on('exit', r));
+    expect(code).toBe(1);
+    expect(out).toMatch(/pipeline cancelled: round 1 cancelled at step [3-9]/);
+    expect(readPipelineReport(join(dir, 'p')).status).toBe('cancelled');
+    const res = await run(process.execPath, [main, 'pipeline', '--resume', join(dir, 'p')]);
+    expect(res.stdout).toMatch(/== round 1 \(resumed from its checkpoint\)/);
+    expect(res.stdout).toMatch(/pipeline passed/);
+    expect(readPipelineReport(join(dir, 'p')).rounds.map((r) => r.gate?.passed)).toEqual([false, true]);
   }, 180_000);
 });
