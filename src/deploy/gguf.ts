@@ -15,7 +15,8 @@
 //   tokenizer      "gpt2" (byte-level BPE): tokens (padded to vocab_size with [PADn], UNUSED), token types
 //                  (NORMAL; added special tokens CONTROL, other added tokens USER_DEFINED), merges, the
 //                  pre-tokenizer name llama.cpp selects its split regex by, bos/eos/padding ids,
-//                  add_bos/add_eos, the chat template
+//                  add_bos/add_eos, the chat template; SentencePiece-style BPE (byte_fallback) as "llama" with
+//                  scores from the merge order, byte / unknown / control token types, add_space_prefix
 //   adapter        general.type "adapter", adapter.type "lora", adapter.lora.alpha, tensors
 //                  blk.N.attn_q.weight.lora_a [r, in] and .lora_b [out, r]. llama.cpp scales by alpha / r;
 //                  an rsLoRA adapter (alpha / sqrt(r)) is written with alpha * sqrt(r) so the scale is kept.
@@ -196,40 +197,81 @@ export interface GgufTokenizerInfo {
   merges: number;
 }
 
+/**
+ * SentencePiece-style BPE (tokenizer.json BPE with byte_fallback, as transformers converts Llama 2 /
+ * Mistral / TinyLlama tokenizer.model files) as GGUF tokenizer model "llama": llama.cpp merges adjacent
+ * pieces whose concatenation is a token, highest score first. transformers' converter listed every split
+ * of each piece as a merge, in the piece's score order, so the score of a piece is minus the rank of its
+ * first merge (earlier merges win, as in the BPE). Pieces no merge produces (single characters, bytes,
+ * specials) score 0: they are never the result of a merge.
+ */
+function spmScores(model: NonNullable<TokenizerJson['model']>, vocabSize: number): number[] {
+  const scores = new Array<number>(vocabSize).fill(0);
+  const seen = new Set<number>();
+  (model.merges ?? []).forEach((m, rank) => {
+    const [a, b] = Array.isArray(m) ? m : m.split(' ');
+    const id = model.vocab?.[a + b];
+    if (id !== undefined && id < vocabSize && !seen.has(id)) {
+      seen.add(id);
+      scores[id] = -(rank + 1);
+    }
+  });
+  return scores;
+}
+
+type Normalizer = { type?: string; prepend?: string; normalizers?: Normalizer[] };
+
+/** Whether a SentencePiece-style tokenizer.json puts '▁' before the text (llama.cpp's add_space_prefix). */
+function spmAddsSpacePrefix(tj: TokenizerJson & { normalizer?: Normalizer | null }): boolean {
+  const norms = tj.normalizer?.type === 'Sequence' ? (tj.normalizer.normalizers ?? []) : tj.normalizer ? [tj.normalizer] : [];
+  if (norms.some((n) => n.type === 'Prepend' && n.prepend === '\u2581')) return true;
+  const pre = tj.pre_tokenizer as { type?: string; prepend_scheme?: string; add_prefix_space?: boolean } | null | undefined;
+  if (pre?.type === 'Metaspace') return pre.prepend_scheme ? pre.prepend_scheme !== 'never' : pre.add_prefix_space !== false;
+  return false;
+}
+
 /** tokenizer.ggml.* and tokenizer.chat_template for a model directory's tokenizer. */
 export function tokenizerMetadata(dir: string, tok: ModelTokenizer, vocabSize: number): { kv: [string, GgufValue][]; info: GgufTokenizerInfo } {
   const file = join(dir, 'tokenizer.json');
   if (!existsSync(file)) throw new ModelFileError('missing tokenizer.json (the GGUF tokenizer section is built from it)', { file });
   const tj = JSON.parse(readFileSync(file, 'utf8')) as TokenizerJson;
   const model = tj.model ?? {};
-  if (model.type !== 'BPE') throw new ModelFileError(`tokenizer model type ${JSON.stringify(model.type)} is not supported for GGUF (byte-level BPE only)`, { file, path: 'model.type' });
-  if (model.byte_fallback) {
-    throw new ModelFileError('SentencePiece-style BPE (byte_fallback: Llama 2, Mistral v0.1, TinyLlama) needs GGUF tokenizer model "llama" with scores, which this writer does not produce yet', { file, path: 'model.byte_fallback' });
-  }
-  const pre = ggufPreTokenizer(tj, file);
+  if (model.type !== 'BPE') throw new ModelFileError(`tokenizer model type ${JSON.stringify(model.type)} is not supported for GGUF (BPE only: byte-level or SentencePiece-style)`, { file, path: 'model.type' });
+  const spm = !!model.byte_fallback;
+  const pre = spm ? 'llama (SentencePiece)' : ggufPreTokenizer(tj, file);
   const byId: (string | undefined)[] = new Array(vocabSize);
   const types = new Array<number>(vocabSize).fill(TOKEN_TYPE.UNUSED);
   for (const [t, id] of Object.entries(model.vocab ?? {})) {
     if (id >= vocabSize) throw new ModelFileError(`token id ${id} is beyond the model's vocab_size ${vocabSize}`, { file, path: `model.vocab.${t}` });
     byId[id] = t;
-    types[id] = TOKEN_TYPE.NORMAL;
+    types[id] = spm && /^<0x[0-9A-Fa-f]{2}>$/.test(t) ? TOKEN_TYPE.BYTE : TOKEN_TYPE.NORMAL;
   }
   for (const a of tj.added_tokens ?? []) {
     if (a.id >= vocabSize) throw new ModelFileError(`added token id ${a.id} is beyond the model's vocab_size ${vocabSize}`, { file, path: 'added_tokens' });
     byId[a.id] = a.content;
-    types[a.id] = a.special || looksSpecial(a.content) ? TOKEN_TYPE.CONTROL : TOKEN_TYPE.USER_DEFINED;
+    types[a.id] = spm && a.content === (model as { unk_token?: string }).unk_token ? TOKEN_TYPE.UNKNOWN : a.special || looksSpecial(a.content) ? TOKEN_TYPE.CONTROL : TOKEN_TYPE.USER_DEFINED;
   }
   const tokens = Array.from(byId, (t, i) => t ?? `[PAD${i}]`);
   const merges = (model.merges ?? []).map((m) => (Array.isArray(m) ? `${m[0]} ${m[1]}` : m));
-  const kv: [string, GgufValue][] = [
-    ['tokenizer.ggml.model', gv.str('gpt2')],
-    ['tokenizer.ggml.pre', gv.str(pre)],
-    ['tokenizer.ggml.tokens', gv.arr('string', tokens)],
-    ['tokenizer.ggml.token_type', gv.arr('int32', types)],
-    ['tokenizer.ggml.merges', gv.arr('string', merges)],
-  ];
+  const kv: [string, GgufValue][] = spm
+    ? [
+        ['tokenizer.ggml.model', gv.str('llama')],
+        ['tokenizer.ggml.tokens', gv.arr('string', tokens)],
+        ['tokenizer.ggml.scores', gv.arr('float32', spmScores(model, vocabSize))],
+        ['tokenizer.ggml.token_type', gv.arr('int32', types)],
+        ['tokenizer.ggml.add_space_prefix', gv.bool(spmAddsSpacePrefix(tj))],
+      ]
+    : [
+        ['tokenizer.ggml.model', gv.str('gpt2')],
+        ['tokenizer.ggml.pre', gv.str(pre)],
+        ['tokenizer.ggml.tokens', gv.arr('string', tokens)],
+        ['tokenizer.ggml.token_type', gv.arr('int32', types)],
+        ['tokenizer.ggml.merges', gv.arr('string', merges)],
+      ];
   if (tok.bosTokenId !== null) kv.push(['tokenizer.ggml.bos_token_id', gv.u32(tok.bosTokenId)]);
   if (tok.eosTokenId !== null) kv.push(['tokenizer.ggml.eos_token_id', gv.u32(tok.eosTokenId)]);
+  const unk = spm ? (model as { unk_token?: string }).unk_token : undefined;
+  if (unk !== undefined && model.vocab?.[unk] !== undefined) kv.push(['tokenizer.ggml.unknown_token_id', gv.u32(model.vocab[unk])]);
   if (tok.padTokenId !== null) kv.push(['tokenizer.ggml.padding_token_id', gv.u32(tok.padTokenId)]);
   kv.push(['tokenizer.ggml.add_bos_token', gv.bool(tok.addBos)], ['tokenizer.ggml.add_eos_token', gv.bool(tok.addEos)]);
   if (tok.chatTemplate) kv.push(['tokenizer.chat_template', gv.str(tok.chatTemplate)]);

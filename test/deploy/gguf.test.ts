@@ -22,6 +22,7 @@ import { quantizeQ8_0, writeGguf } from '../../src/deploy/gguf-file.js';
 import { f16BitsToF32 } from '../../src/deploy/precision.js';
 import { restoreDefaults } from '../helpers/tensors.js';
 import { adaptedTinyModel, logitsOf, softmax } from './helpers.js';
+import { writeSpmTokenizer } from './spm-fixture.js';
 import type { AdaptedModel } from './helpers.js';
 
 let root: string;
@@ -212,11 +213,16 @@ describe('llama.cpp tokenizes as our tokenizer does', () => {
     ['tiny', null, 512, 'smaug-bpe'],
     ['GPT-2 byte-level split', { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: true }, 512, 'gpt-2'],
     ['SmolLM digits + byte-level', { type: 'Sequence', pretokenizers: [{ type: 'Digits', individual_digits: true }, byteLevel] }, 512, 'smollm'],
+    ['SentencePiece-style (Llama 2 layout: Prepend + Replace)', 'spm', 512, 'llama (SentencePiece)'],
+    ['SentencePiece-style (Mistral / TinyLlama layout: Metaspace)', 'spm-metaspace', 512, 'llama (SentencePiece)'],
     ['Llama 3.1', 'tokenizer-llama3_1', 128256, 'llama-bpe'],
     ['Qwen3', 'tokenizer-qwen3', 151936, 'qwen2'],
   ] as const)('%s', async (_name, pkg, vocab, pre) => {
     let dir: string;
-    if (typeof pkg === 'string') dir = modelsOf(pkg);
+    if (pkg === 'spm' || pkg === 'spm-metaspace') {
+      dir = join(root, `tok-${pkg}`);
+      writeSpmTokenizer(dir, { metaspace: pkg === 'spm-metaspace' });
+    } else if (typeof pkg === 'string') dir = modelsOf(pkg);
     else if (pkg) dir = await tinyWithPreTokenizer(pre, pkg);
     else {
       const m = await adaptedTinyModel(join(root, 'tok-tiny'), 'tiny', { r: 1 });
@@ -239,7 +245,18 @@ describe('llama.cpp tokenizes as our tokenizer does', () => {
     } finally {
       await model.dispose();
     }
-    if (vocab === 512) {
+    if (typeof pkg === 'string' && pkg.startsWith('spm')) {
+      // the scores carry the merge order: flat scores (llama.cpp's converter without tokenizer.model) tokenize differently
+      const flat = join(root, `vocab-${pkg}-flat.gguf`);
+      await writeGguf(flat, meta.kv.map(([k, v]) => (k === 'tokenizer.ggml.scores' ? [k, { type: 'array', itemType: 'float32', value: new Array(vocab).fill(-1000) }] : [k, v])), []);
+      const m2 = await llama.loadModel({ modelPath: flat, vocabOnly: true });
+      try {
+        expect(TEXTS.some((t) => JSON.stringify(m2.tokenize(t, true)) !== JSON.stringify(tok.encode(t, { addSpecialTokens: false })))).toBe(true);
+      } finally {
+        await m2.dispose();
+      }
+    }
+    if (vocab === 512 && !(typeof pkg === 'string' && pkg.startsWith('spm'))) {
       // the pre-tokenizer name matters on these texts: under another one llama.cpp splits differently
       const wrong = pre === 'gpt-2' ? 'smollm' : 'gpt-2';
       const other = join(root, `vocab-${pre}-as-${wrong}.gguf`);
