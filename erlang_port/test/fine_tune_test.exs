@@ -83,14 +83,15 @@ defmodule Starweave.FineTuneTest do
     assert {:error, %Error{code: :invalid_params}} = FineTune.collect([%{messages: []}], s)
   end
 
-  test "methods whose library part has not landed reply not_implemented", %{s: s} do
-    # training runs and generation have landed: a start without its params is invalid params
+  test "every method of the protocol has landed: a start without its params is invalid params", %{s: s} do
     assert {:error, %Error{code: :invalid_params}} = FineTune.train_start(%{}, s)
 
     assert {:error, %Error{code: :invalid_params, details: %{"path" => "params.model"}}} =
              FineTune.generate(%{prompt: "hi"}, s)
 
-    assert {:error, %Error{code: :not_implemented, details: %{"issue" => 7}}} = FineTune.export(%{}, s)
+    assert {:error, %Error{code: :invalid_params, details: %{"path" => "params.format"}}} =
+             FineTune.export(%{out: "x"}, s)
+
     assert {:error, %Error{code: :unknown_method}} = FineTune.call("no.such", %{}, s)
   end
 
@@ -156,6 +157,46 @@ defmodule Starweave.FineTuneTest do
 
     assert {:error, %Error{code: :invalid_params, details: %{"path" => "params.topP"}}} =
              FineTune.generate_text(%{model: model, prompt: "x", topP: 2}, s)
+  end
+
+  test "export a model as GGUF; register, promote, serve, monitor, roll back", %{s: s, ws: ws} do
+    model = tiny_model(ws)
+
+    assert {:ok, %{"export" => "gguf", "dir" => "exports/gguf", "files" => [%{"path" => "model.gguf"} | _]}} =
+             FineTune.export(%{format: "gguf", model: model, out: "exports/gguf", dtype: "f32"}, s)
+
+    assert <<"GGUF", 3::little-32, _::binary>> = File.read!(Path.join([ws, "exports", "gguf", "model.gguf"]))
+
+    assert {:error, %Error{code: :export_error}} =
+             FineTune.export(%{format: "gguf", model: model, out: "exports/gguf"}, s)
+
+    assert {:ok, %{"version" => %{"id" => v1}}} =
+             FineTune.registry_register(%{source: model, tags: ["base"]}, s)
+
+    assert {:ok, %{"versions" => [%{"id" => ^v1, "tags" => ["base"]}]}} = FineTune.registry_list(s)
+    assert {:ok, %{"promoted" => true}} = FineTune.registry_promote("base", "prod", [reason: "first"] ++ s)
+
+    request = %{
+      channel: "prod",
+      messages: [%{role: "user", content: "What restarts a GenServer?"}],
+      maxNewTokens: 3
+    }
+
+    assert {:ok, %{"version" => ^v1, "text" => text}} = FineTune.serve_generate(request, s)
+    assert is_binary(text)
+    assert {:ok, snapshot} = FineTune.monitor_snapshot("prod", s)
+    assert inspect(snapshot) =~ v1
+    assert {:ok, %{"text" => prom}} = FineTune.monitor_exposition(s)
+    assert prom =~ "prod"
+
+    # nothing to roll back to: the registry's refusal, as an error code to match
+    assert {:error, %Error{code: :registry_error}} = FineTune.registry_rollback("prod", s)
+    assert {:ok, [_ | _]} = FineTune.registry_history("prod", s)
+
+    assert {:error, %Error{code: :invalid_params, details: %{"path" => "params.channel"}}} =
+             FineTune.registry_promote(v1, "no spaces allowed", s)
+
+    assert {:error, %Error{code: :path_outside_workspace}} = FineTune.registry_register(%{source: "../x"}, s)
   end
 
   test "eval_run on a tiny model: the report, with progress events", %{s: s, ws: ws} do

@@ -17,6 +17,7 @@ options:
   --max-in-flight N       unanswered requests before reading pauses (default ${DEFAULTS.maxInFlight})
   --max-jobs N            jobs running at once (default ${DEFAULTS.maxJobs})
   --log-level LEVEL       debug | info | warning | error (default info)
+  --registry DIR          the deployment registry store, inside the workspace (default .starweave/registry)
   --in-fd N / --out-fd N  the frame streams (default 3 and 4)`;
 
 function intFlag(args: string[], name: string): number | undefined {
@@ -67,6 +68,7 @@ export async function runPortCommand(args: string[]): Promise<number> {
     maxInFlight: intFlag(args, '--max-in-flight'),
     maxJobs: intFlag(args, '--max-jobs'),
     logLevel: level,
+    registry: strFlag(args, '--registry'),
   });
   // what libraries print goes to the client's Logger, never onto the BEAM's stdout
   const srv = server;

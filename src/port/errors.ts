@@ -4,7 +4,17 @@ import { ZodError } from 'zod';
 import { DataError, describeZodError, formatPath } from '../data/errors.js';
 import { StrictModeError } from '../data/build.js';
 import { ModelFileError } from '../model/errors.js';
-import { RunConfigError } from '../train/config.js';
+// types only: errors.ts is loaded by the dataset worker too, which needs none of these modules
+import type { RunConfigError } from '../train/config.js';
+import type { RegistryError } from '../deploy/registry.js';
+import type { RouteError } from '../deploy/router.js';
+import type { SuiteError } from '../deploy/integration.js';
+import type { DeployParamsError } from '../deploy/serving-service.js';
+
+/** `e` is an Error of the library's class `name` (told by name: the classes' modules are not loaded here). */
+function named<T extends Error>(e: unknown, name: string): e is T {
+  return e instanceof Error && e.name === name;
+}
 
 export const ERROR_CODES = [
   'malformed_frame', // the frame is not one MessagePack value
@@ -19,6 +29,9 @@ export const ERROR_CODES = [
   'strict_mode', // a strict build with input rejects: details.rejects
   'model_error',
   'training_error', // a training run failed: the message names why (config path, memory, non-finite steps)
+  'export_error', // an export refused its input (no adapter in the run, a dtype the format lacks, a non-empty out)
+  'registry_error', // the registry refused: details.reason not_found | invalid | refused | conflict
+  'serving_error', // serving a request failed (details: requestId, version, arm)
   'job_not_found',
   'cancelled',
   'busy', // too many jobs running
@@ -59,7 +72,12 @@ export function toErrorPayload(e: unknown): ErrorPayload {
     return { code: 'strict_mode', message: e.message, details: { rejects: e.report.rejects, firstRejects: e.firstRejects.slice(0, 10).map(({ record: _r, ...rest }) => rest) } };
   }
   if (e instanceof DataError) return { code: 'data_error', message: e.message, details: { ...(e.where ?? {}) } };
-  if (e instanceof RunConfigError) return runConfigErrorPayload(e);
+  if (named<RunConfigError>(e, 'RunConfigError')) return runConfigErrorPayload(e);
+  if (named(e, 'ExportError')) return { code: 'export_error', message: e.message, details: {} };
+  if (named<RegistryError>(e, 'RegistryError')) return { code: 'registry_error', message: e.message, details: { reason: e.code } };
+  if (named<RouteError>(e, 'RouteError')) return { code: 'serving_error', message: e.message, details: { requestId: e.requestId, version: e.version, arm: e.arm } };
+  if (named<SuiteError>(e, 'SuiteError')) return { code: 'invalid_params', message: e.message, details: { path: 'params.suite', file: e.file, issues: e.issues.slice(0, 20) } };
+  if (named<DeployParamsError>(e, 'DeployParamsError')) return { code: 'invalid_params', message: e.message, details: { path: e.issues[0] ? `params.${e.issues[0].path}` : 'params', issues: e.issues.slice(0, 20) } };
   if (e instanceof ModelFileError) return { code: 'model_error', message: e.message, details: { ...e.where } };
   if (e instanceof Error && e.name === 'ChatTemplateError') return { code: 'model_error', message: e.message, details: {} };
   if (e instanceof Error && (e as NodeJS.ErrnoException).code === 'ENOENT') return { code: 'not_found', message: e.message, details: { path: (e as NodeJS.ErrnoException).path } };

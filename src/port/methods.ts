@@ -22,6 +22,7 @@ import type { CheckpointEvent, StartEvent } from '../train/runner.js';
 import { loadRunConfigFile, RunConfigError, type RunConfig } from '../train/config.js';
 import type { Workspace } from './workspace.js';
 import type { ModelCache, LoadedModel } from './models.js';
+import { deployMethods } from './deploy.js';
 import { Message } from '../data/schema.js';
 import { GenerationConfigSchema } from '../model/generate.js';
 import { EvalMetricsSpecSchema } from '../eval/config.js';
@@ -43,7 +44,7 @@ export interface CallContext {
   models: ModelCache;
   grant: (job: string, credits: number) => void;
   cancelRequest: (id: string | number) => boolean;
-  settings: { maxFrameBytes: number; maxInFlight: number; maxJobs: number };
+  settings: { maxFrameBytes: number; maxInFlight: number; maxJobs: number; registry?: string };
 }
 
 interface Base<S extends z.ZodType> {
@@ -538,8 +539,6 @@ export const METHODS: Record<string, MethodSpec> = {
     const adapter = p.adapter ? ctx.workspace.resolve(p.adapter, 'params.adapter') : null;
     return (j) => runGenerateJob(p, dir, adapter, j, ctx);
   }),
-  export: pending('exports an adapter (PEFT safetensors, GGUF + Modelfile, ONNX)', 7, 'exports'),
-  'registry.list': pending('the model registry', 7, 'the registry'),
-  'registry.promote': pending('promotes a model version', 7, 'the registry'),
-  'registry.rollback': pending('rolls back to the previous version', 7, 'the registry'),
+  // export, the registry, serving, A/B and monitoring (issue 7): src/port/deploy.ts
+  ...deployMethods(),
 };

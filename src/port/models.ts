@@ -2,13 +2,12 @@
 // kept (least recently used dropped past a small bound), each with a lock: a model's KV cache and its
 // adapter state belong to one job at a time (generate prefills the cache, evaluation zeroes LoRA B for the
 // base run), so jobs on the same model take turns while jobs on different models run side by side.
-import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { loadModelFiles, type ModelFiles } from '../model/files.js';
-import { LlamaModel, LoraConfigSchema } from '../model/native-model.js';
-import { ModelFileError, parseModelFile } from '../model/errors.js';
-import { SafetensorsFile } from '../model/safetensors.js';
+import { LlamaModel } from '../model/native-model.js';
+import { ModelFileError } from '../model/errors.js';
 import type { ModelTokenizer } from '../model/tokenizer.js';
+import { applyLoraAdapter, readPeftAdapter } from '../deploy/peft.js';
+import { stopIds } from '../eval/evaluate.js';
 
 export interface LoadedModel {
   key: string;
@@ -17,46 +16,14 @@ export interface LoadedModel {
   files: ModelFiles;
   model: LlamaModel;
   tokenizer: ModelTokenizer;
-  /** token ids that end a reply: the tokenizer's eos and generation_config.json's eos_token_id(s) */
+  /** token ids that end a reply (stopTokens) */
   stopTokenIds: number[];
   loadedAt: string;
 }
 
-/**
- * Adds a PEFT LoRA adapter folder (adapter_config.json + adapter_model.safetensors, what a training run
- * writes) to a model: its LoraConfig, then every tensor by its PEFT key.
- */
-export function loadPeftAdapter(model: LlamaModel, dir: string): void {
-  const cfgFile = join(dir, 'adapter_config.json');
-  const weightsFile = join(dir, 'adapter_model.safetensors');
-  for (const f of [cfgFile, weightsFile]) if (!existsSync(f)) throw new ModelFileError('missing: a PEFT adapter folder holds adapter_config.json and adapter_model.safetensors', { file: f });
-  let json: unknown;
-  try {
-    json = JSON.parse(readFileSync(cfgFile, 'utf8'));
-  } catch (e) {
-    throw new ModelFileError(`not valid JSON: ${(e as Error).message}`, { file: cfgFile });
-  }
-  const peftType = (json as { peft_type?: unknown }).peft_type;
-  if (peftType !== undefined && peftType !== 'LORA') throw new ModelFileError(`peft_type ${JSON.stringify(peftType)}: only LORA adapters are supported`, { file: cfgFile, path: 'peft_type' });
-  model.addLora(parseModelFile(LoraConfigSchema, json, cfgFile));
-  const expected = new Set(Object.keys(model.adapterState('param')));
-  const file = SafetensorsFile.open(weightsFile);
-  const missing = [...expected].filter((n) => !file.has(n));
-  if (missing.length) throw new ModelFileError(`lacks ${missing.length} tensor(s) the adapter config implies: ${missing.slice(0, 4).join(', ')}${missing.length > 4 ? ', ...' : ''}`, { file: weightsFile });
-  for (const name of file.names) {
-    if (!expected.has(name)) throw new ModelFileError(`a tensor this model's adapter does not have (another base model or adapter config?)`, { file: weightsFile, tensor: name });
-    const t = file.tensor(name, { convertTo: 'f32' });
-    try {
-      model.loadAdapterState({ [name]: t });
-    } finally {
-      t.release();
-    }
-  }
-}
-
+/** The evaluation's end tokens (the tokenizer's eos and the usual end-of-turn tokens) and generation_config.json's eos_token_id(s). */
 function stopTokens(files: ModelFiles, tok: ModelTokenizer): number[] {
-  const ids = new Set<number>();
-  if (tok.eosTokenId !== null && tok.eosTokenId !== undefined) ids.add(tok.eosTokenId);
+  const ids = new Set(stopIds(tok));
   const g = files.generationConfig?.eos_token_id;
   for (const id of g === undefined || g === null ? [] : Array.isArray(g) ? g : [g]) ids.add(id);
   return [...ids];
@@ -130,7 +97,8 @@ export class ModelCache {
       if (!files.tokenizer) throw new ModelFileError('no tokenizer.json: generation and evaluation need the model\'s tokenizer', { file: dir });
       const model = LlamaModel.fromFiles(files);
       try {
-        if (adapter) loadPeftAdapter(model, adapter);
+        // a PEFT adapter folder (what a training run writes), its shapes checked against this model
+        if (adapter) applyLoraAdapter(model, readPeftAdapter(adapter, { base: files.config }));
       } catch (e) {
         model.dispose();
         throw e;

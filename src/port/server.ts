@@ -16,6 +16,7 @@ import { JobRegistry, type JobEvent } from './jobs.js';
 import { METHODS, type CallContext, type MethodSpec } from './methods.js';
 import { Workspace } from './workspace.js';
 import { ModelCache } from './models.js';
+import { closeDeployServices } from './deploy.js';
 
 export type LogLevel = 'debug' | 'info' | 'warning' | 'error';
 const LEVELS: Record<LogLevel, number> = { debug: 0, info: 1, warning: 2, error: 3 };
@@ -30,6 +31,8 @@ export interface ServerOptions {
   outputHighWaterBytes?: number;
   exitGraceMs?: number;
   logLevel?: LogLevel;
+  /** the deployment registry store (default .starweave/registry in the workspace) */
+  registry?: string;
   /** method table (tests add methods); defaults to METHODS */
   methods?: Record<string, MethodSpec>;
 }
@@ -46,7 +49,7 @@ export const DEFAULTS = {
 
 export class PortServer {
   readonly workspace: Workspace;
-  private readonly opts: Required<Omit<ServerOptions, 'workspace' | 'input' | 'output' | 'methods'>>;
+  private readonly opts: Required<Omit<ServerOptions, 'workspace' | 'input' | 'output' | 'methods' | 'registry'>> & { registry?: string };
   private readonly methods: Record<string, MethodSpec>;
   private readonly reader: FrameReader;
   private readonly jobs: JobRegistry;
@@ -129,6 +132,7 @@ export class PortServer {
         for (const c of this.inFlight.values()) c.abort(new PortError('shutting_down', reason));
         await Promise.allSettled([...this.logs.values()].map(async (l) => (await l).close()));
         await this.models.clear().catch(() => undefined);
+        await closeDeployServices();
       })();
       await Promise.race([work, delay(this.opts.exitGraceMs)]);
       if (!this.outputBroken) await Promise.race([new Promise<void>((r) => this.io.output.end(() => r())), delay(500)]);
@@ -246,7 +250,7 @@ export class PortServer {
         c.abort(new PortError('cancelled', 'cancelled by the client'));
         return true;
       },
-      settings: { maxFrameBytes: this.opts.maxFrameBytes, maxInFlight: this.opts.maxInFlight, maxJobs: this.opts.maxJobs },
+      settings: { maxFrameBytes: this.opts.maxFrameBytes, maxInFlight: this.opts.maxInFlight, maxJobs: this.opts.maxJobs, registry: this.opts.registry },
     };
   }
 

@@ -35,6 +35,9 @@ test('version, ping with a bin payload, and a log frame first', async () => {
   const v = (await c.call('version')).result as Record<string, unknown>;
   expect(v).toMatchObject({ name: 'starweave-finetune', protocol: 1 });
   expect((v.methods as Record<string, unknown>)['train.start']).toEqual({ kind: 'job' });
+  // every method of the protocol has landed: none is pending
+  expect(Object.values(v.methods as Record<string, { kind: string }>).filter((m) => m.kind === 'pending')).toEqual([]);
+  for (const m of ['export', 'registry.list', 'registry.promote', 'registry.rollback', 'monitor.snapshot', 'serve.generate']) expect(Object.keys(v.methods as object)).toContain(m);
   const payload = Buffer.alloc(1 << 20, 0xab);
   const r = await c.call('ping', { data: payload });
   expect(Buffer.compare((r.result as { data: Buffer }).data, payload)).toBe(0);
@@ -55,9 +58,7 @@ test('every kind of bad input gets an error reply and the sidecar keeps serving'
   expect(err(big)).toMatchObject({ code: 'frame_too_large', details: { bytes: expect.any(Number), max: 4096 } });
   expect(err(await c.call('no.such'))).toMatchObject({ code: 'unknown_method' });
   expect(err(await c.call('ping', { data: 1, extra: 2 }))).toMatchObject({ code: 'invalid_params' });
-  const nf = err(await c.call('export', {}));
-  expect(nf).toMatchObject({ code: 'not_implemented', details: { method: 'export', issue: 7 } });
-  for (const m of ['train.start', 'train.status', 'train.cancel', 'generate', 'eval.run']) expect(err(await c.call(m, {})).code).toBe('invalid_params');
+  for (const m of ['train.start', 'train.status', 'train.cancel', 'generate', 'eval.run', 'export', 'registry.promote']) expect(err(await c.call(m, {})).code).toBe('invalid_params');
   expect((await c.call('ping')).result).toEqual({ pong: true, data: null });
   expect(await c.close()).toBe(0);
 });

@@ -256,9 +256,129 @@ defmodule Starweave.FineTune do
   @spec generate_text(map, opts) :: result(map)
   def generate_text(params, opts \\ []), do: await_job("generate", with_job(params, opts), opts)
 
-  @doc "Exports an adapter (PEFT safetensors, GGUF + Ollama Modelfile, ONNX)."
+  @doc """
+  Exports a training run, an adapter or a model and waits for the export's manifest (export.json:
+  `"export"`, `"precision"`, `"files"` with sizes and sha256, `"baseModel"`, `"source"`; `"dir"`: the
+  output folder, workspace-relative).
+
+  `params`:
+
+    * `"format"` - `"peft"`, `"merged"`, `"gguf"`, `"gguf-adapter"`, `"ollama"` (GGUF + Modelfile) or `"onnx"`
+    * `"out"` - the output folder (must be empty unless `"force" => true`)
+    * `"run"` (a training run folder) or `"adapter"` (a PEFT adapter folder), and/or `"model"` (the base model)
+    * `"dtype"` - `"f32"`, `"f16"`, `"bf16"` (and `"q8_0"` for the GGUF formats)
+    * GGUF / Ollama: `"name"`, `"ollamaTemplate"`, `"system"`, `"separateAdapter"`
+    * ONNX: `"precision"` (`"f32"` or `"int8"`), `"opset"` (17 or 23), `"externalData"`
+
+      {:ok, %{"files" => files}} =
+        Starweave.FineTune.export(%{format: "ollama", run: "runs/r1", out: "exports/r1-ollama", dtype: "q8_0"},
+          timeout: 600_000)
+  """
   @spec export(map, opts) :: result(map)
-  def export(params, opts \\ []), do: await_job("export", params, opts)
+  def export(params, opts \\ []), do: await_job("export", with_job(params, opts), opts)
+
+  @doc "Starts an export as a job (see `export/2`); the caller is subscribed to its events. Returns the job id."
+  @spec start_export(map, opts) :: result(String.t())
+  def start_export(params, opts \\ []), do: start_job("export", with_job(params, opts), opts)
+
+  # ------------------------------------------------------------------ the registry, serving, A/B, monitoring
+  # (the sidecar's registry store: its --registry option, default .starweave/registry in the workspace)
+
+  @doc "The registry's versions (with their tags and serving channels) and its channels."
+  @spec registry_list(opts) :: result(map)
+  def registry_list(opts \\ []), do: call("registry.list", %{}, opts)
+
+  @doc "One version (an id, a tag, a hash prefix or `@channel`): files, lineage, metrics, tests, tags, channels."
+  @spec registry_show(String.t(), opts) :: result(map)
+  def registry_show(version, opts \\ []), do: call("registry.show", %{"version" => version}, opts)
+
+  @doc """
+  Registers an artifact folder (a PEFT adapter, a merged model, a GGUF or ONNX export) or a training run
+  folder as a version: `%{"source" => dir}` and optionally `"run"`, `"base"` (the base model of an adapter),
+  `"datasetVersion"`, `"notes"`, `"tags"`, `"link"` (`"copy"` or `"hardlink"`), `"metrics"`.
+  Result: `%{"version" => %{"id" => id, ...}, "created" => bool}`.
+  """
+  @spec registry_register(map, opts) :: result(map)
+  def registry_register(params, opts \\ []), do: call("registry.register", params, opts)
+
+  @doc "Points a tag at a version."
+  @spec registry_tag(String.t(), String.t(), opts) :: result(map)
+  def registry_tag(version, tag, opts \\ []),
+    do: call("registry.tag", %{"version" => version, "tag" => tag}, opts)
+
+  @doc """
+  Makes `version` what `channel` serves. Options: `:reason`, `:force` (even when its last integration
+  test failed), `:suite` (an integration suite file: promoted only when it passes; the result lists each
+  failure otherwise).
+  """
+  @spec registry_promote(String.t(), String.t(), opts) :: result(map)
+  def registry_promote(version, channel, opts \\ []) do
+    params =
+      compact(%{
+        "version" => version,
+        "channel" => channel,
+        "reason" => opts[:reason],
+        "force" => opts[:force],
+        "suite" => opts[:suite]
+      })
+
+    call("registry.promote", params, opts)
+  end
+
+  @doc "Takes `channel` back to the version it served before (option `:reason`)."
+  @spec registry_rollback(String.t(), opts) :: result(map)
+  def registry_rollback(channel, opts \\ []),
+    do: call("registry.rollback", compact(%{"channel" => channel, "reason" => opts[:reason]}), opts)
+
+  @doc "The promotions and rollbacks of a channel."
+  @spec registry_history(String.t(), opts) :: result([map])
+  def registry_history(channel, opts \\ []), do: call("registry.history", %{"channel" => channel}, opts)
+
+  @doc "Runs an integration suite (a YAML or JSON file in the workspace) against a version; the result is stored with it."
+  @spec registry_test(String.t(), String.t(), opts) :: result(map)
+  def registry_test(version, suite, opts \\ []),
+    do: call("registry.test", %{"version" => version, "suite" => suite}, opts)
+
+  @doc "The registry's audit log: `%{\"events\" => [...], \"next\" => index}` (options `:since`, `:limit`)."
+  @spec registry_events(opts) :: result(map)
+  def registry_events(opts \\ []),
+    do: call("registry.events", compact(%{"since" => opts[:since], "limit" => opts[:limit]}), opts)
+
+  @doc """
+  Answers a conversation with a registered version: `%{"messages" => [...], "channel" => c}` (through the
+  channel's A/B router and monitor; `"key"` keeps a user on one arm) or `%{"version" => v}`, and the
+  sampling options `"maxNewTokens"`, `"temperature"` (0: greedy), `"topK"`, `"topP"`,
+  `"repetitionPenalty"`, `"seed"`, `"stop"`. Result: `"text"`, `"version"`, `"requestId"`, timings.
+  """
+  @spec serve_generate(map, opts) :: result(map)
+  def serve_generate(request, opts \\ []), do: call("serve.generate", request, opts)
+
+  @doc "Sets a channel's A/B split: `%{\"candidate\" => version | nil, \"candidateShare\" => 0.1, \"salt\" => s}`."
+  @spec ab_configure(String.t(), map, opts) :: result(map)
+  def ab_configure(channel, settings, opts \\ []),
+    do: call("ab.configure", Map.put(stringify(settings), "channel", channel), opts)
+
+  @doc "A user's rating of a served answer (its `requestId`)."
+  @spec ab_rate(String.t(), String.t(), number, opts) :: result(map)
+  def ab_rate(channel, request_id, score, opts \\ []),
+    do: call("ab.rate", %{"channel" => channel, "requestId" => request_id, "score" => score}, opts)
+
+  @doc "The A/B comparison of a channel's control and candidate (latency, tokens/s, errors, ratings, tests)."
+  @spec ab_report(String.t(), opts) :: result(map)
+  def ab_report(channel, opts \\ []), do: call("ab.report", %{"channel" => channel}, opts)
+
+  @doc "A channel's monitoring snapshot: counters, latency histograms, the drift window and its alarms."
+  @spec monitor_snapshot(String.t(), opts) :: result(map)
+  def monitor_snapshot(channel, opts \\ []), do: call("monitor.snapshot", %{"channel" => channel}, opts)
+
+  @doc "Every channel's monitor as Prometheus text: `{:ok, %{\"text\" => text}}`."
+  @spec monitor_exposition(opts) :: result(map)
+  def monitor_exposition(opts \\ []), do: call("monitor.exposition", %{}, opts)
+
+  @doc "Replaces a channel's drift alarm settings (thresholds, window, `autoRollback`)."
+  @spec monitor_configure(String.t(), map, opts) :: result(map)
+  def monitor_configure(channel, drift, opts \\ []),
+    do: call("monitor.configure", Map.put(stringify(drift), "channel", channel), opts)
 
   @doc "Any method of the protocol by name (docs/PROTOCOL.md)."
   @spec call(String.t(), map, opts) :: result(term)

@@ -25,6 +25,9 @@ defmodule Starweave.FineTune.Error do
           | :strict_mode
           | :model_error
           | :training_error
+          | :export_error
+          | :registry_error
+          | :serving_error
           | :job_not_found
           | :cancelled
           | :busy
@@ -34,7 +37,7 @@ defmodule Starweave.FineTune.Error do
   @type t :: %__MODULE__{code: code, message: String.t(), details: map}
 
   @codes ~w(malformed_frame frame_too_large invalid_request unknown_method invalid_params not_implemented
-            path_outside_workspace not_found data_error strict_mode model_error training_error job_not_found cancelled busy
+            path_outside_workspace not_found data_error strict_mode model_error training_error export_error registry_error serving_error job_not_found cancelled busy
             shutting_down internal)
   @by_name Map.new(@codes, &{&1, String.to_atom(&1)})
 
