@@ -77,6 +77,13 @@ test('export: PEFT comes back tensor for tensor; merged is a model folder the lo
   files.release();
   expect((await c.call('model.info', { path: 'exports/merged' })).result).toMatchObject({ tokenizer: { chatTemplate: true } });
 
+  // ONNX: the adapter merged, model.onnx and export.json
+  const onnx = await job(c, 'export', { format: 'onnx', adapter: 'adapters/a1', model: 'tiny', out: 'exports/onnx' });
+  if (onnx.event !== 'done') throw new Error(JSON.stringify(onnx));
+  expect(onnx.data).toMatchObject({ dir: join('exports', 'onnx') });
+  expect(existsSync(join(ws, 'exports', 'onnx', 'model.onnx'))).toBe(true);
+  expect(existsSync(join(ws, 'exports', 'onnx', 'export.json'))).toBe(true);
+
   // a non-empty output folder without force: the export's own refusal
   const again = await job(c, 'export', { format: 'peft', adapter: 'adapters/a1', model: 'tiny', out: 'exports/peft' });
   expect(again.event).toBe('failed');
