@@ -1,4 +1,4 @@
-// node dist/bench/deploy-onnx.js [--preset smollm2-135m] [--prompt 64] [--new 32] [--threads N] [--repeats 3] [--int8] [--bf16] [--json]
+// node dist/bench/deploy-onnx.js [--preset smollm2-135m] [--prompt 64] [--new 32] [--threads N] [--repeats 3] [--int8] [--bf16] [--fresh] [--json]
 // The onnxruntime half of the deploy benchmark: generation on the ONNX export (onnxruntime-node, CPU)
 // beside our native engine on the same model (random weights in the preset's shape, written as f32 so
 // both read the same precision), the same prompt, greedy, batch 1, through the same generate() loop
@@ -8,9 +8,10 @@
 // With --int8 it adds onnxruntime on the int8 export (the same weights, quantized), and with --bf16 our
 // engine on the same weights rounded to bf16 (its native storage: half the bytes per token) against
 // onnxruntime f32.
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { nativeInfo, setNumThreads } from '../bindings/index.js';
 import { loadModelFiles } from '../src/model/files.js';
 import { LlamaModel } from '../src/model/native-model.js';
@@ -61,6 +62,12 @@ export function weightBytesPerToken(c: ModelConfig, bytesPerWeight: number): num
   return (c.numLayers * perLayer + c.vocabSize * c.hiddenSize) * bytesPerWeight + c.hiddenSize * 4 * (1 + 2 * c.numLayers + 1);
 }
 
+function exporterMtime(): number {
+  const dir = dirname(fileURLToPath(import.meta.url));
+  const graph = join(dir, '..', 'src', 'deploy', 'onnx', 'decoder-graph.js');
+  return existsSync(graph) ? statSync(graph).mtimeMs : Infinity;
+}
+
 /** The model directory (f32 weights) and its ONNX exports, cached under the OS temp directory. */
 export async function prepare(preset: TinyPresetName, precisions: OnnxPrecision[]): Promise<{ modelDir: string; bf16Dir: string; onnx: Record<string, string> }> {
   const root = join(tmpdir(), 'starweave-bench-deploy');
@@ -73,7 +80,8 @@ export async function prepare(preset: TinyPresetName, precisions: OnnxPrecision[
     const out = join(base, `onnx-${p}`);
     const manifest = join(out, 'export.json');
     const m = existsSync(manifest) ? (JSON.parse(readFileSync(manifest, 'utf8')) as { export?: string; precision?: string }) : null;
-    const fresh = m?.export === 'onnx' && m.precision === p;
+    // re-export when the exporter changed since (or with --fresh)
+    const fresh = m?.export === 'onnx' && m.precision === p && !process.argv.includes('--fresh') && statSync(manifest).mtimeMs > exporterMtime();
     if (!fresh) {
       mkdirSync(out, { recursive: true });
       await exportOnnx(modelDir, out, { precision: p, skipAccuracy: true });
