@@ -193,5 +193,6 @@ export function encodeModel(model: ModelProto): Uint8Array {
 /** Parses the bytes of a .onnx file (int64 fields as numbers; bytes as Uint8Array). */
 export function decodeModel(bytes: Uint8Array): ModelProto {
   const T = modelType();
-  return T.toObject(T.decode(bytes), { longs: Number, bytes: Uint8Array as unknown as typeof String, defaults: false, arrays: true }) as ModelProto;
+  // bytes stay Uint8Array (protobufjs converts them only when asked for String or Array)
+  return T.toObject(T.decode(bytes), { longs: Number, arrays: true }) as ModelProto;
 }
