@@ -265,6 +265,7 @@ describe('the export files', () => {
     expect(m.lora).toBeNull();
     expect([m.format, m.export, m.precision, m.details.opset, m.details.irVersion]).toEqual(['starweave-export/1', 'onnx', 'f32', 17, 8]);
     expect(m.baseModel).toMatchObject({ architecture: 'Qwen2ForCausalLM', dtype: 'bf16' });
+    expect(m.details.producer).toBe(`starweave-finetune ${(JSON.parse(readFileSync('package.json', 'utf8')) as { version: string }).version}`);
     expect(m.totalBytes).toBe(m.files.reduce((n, f) => n + f.bytes, 0));
     expect(Object.fromEntries(m.files.map((f) => [f.path, f.role]))).toMatchObject({ 'model.onnx': 'graph and weights', 'config.json': 'config', 'tokenizer.json': 'tokenizer' });
     const onnx = m.files.find((f) => f.path === 'model.onnx')!;

@@ -7,6 +7,7 @@
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { replaceFileSync, writeAllSync, writeFileAtomicSync } from '../../model/atomic.js';
+import { packageRoot } from '../../../bindings/native.js';
 import { loadModelFiles } from '../../model/files.js';
 import type { ModelConfig } from '../../model/config.js';
 import { buildDecoderGraph, OPSET, OPSETS } from './decoder-graph.js';
@@ -49,16 +50,9 @@ export interface ExportOnnxOptions {
 
 function producerVersion(): string {
   try {
-    const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version?: string };
-    return pkg.version ?? '0';
+    return (JSON.parse(readFileSync(join(packageRoot(), 'package.json'), 'utf8')) as { version?: string }).version ?? '0';
   } catch {
-    // dist/src/deploy/onnx has one more level
-    try {
-      const pkg = JSON.parse(readFileSync(new URL('../../../../package.json', import.meta.url), 'utf8')) as { version?: string };
-      return pkg.version ?? '0';
-    } catch {
-      return '0';
-    }
+    return '0';
   }
 }
 
