@@ -123,84 +123,74 @@ export function encodeTensor(values: Float32Array, type: GgmlType): Uint8Array {
   }
 }
 
-/** Little-endian byte builder for the header. */
+type Writer = (b: Buffer, v: number | bigint, at: number) => void;
+/** Size and little-endian writer of each numeric metadata type. */
+const FIXED: Record<Exclude<GgufScalarType, 'string' | 'bool'>, [number, Writer]> = {
+  uint8: [1, (b, v, at) => b.writeUInt8(Number(v), at)],
+  int8: [1, (b, v, at) => b.writeInt8(Number(v), at)],
+  uint16: [2, (b, v, at) => b.writeUInt16LE(Number(v), at)],
+  int16: [2, (b, v, at) => b.writeInt16LE(Number(v), at)],
+  uint32: [4, (b, v, at) => b.writeUInt32LE(Number(v), at)],
+  int32: [4, (b, v, at) => b.writeInt32LE(Number(v), at)],
+  float32: [4, (b, v, at) => b.writeFloatLE(Number(v), at)],
+  uint64: [8, (b, v, at) => b.writeBigUInt64LE(BigInt(v), at)],
+  int64: [8, (b, v, at) => b.writeBigInt64LE(BigInt(v), at)],
+  float64: [8, (b, v, at) => b.writeDoubleLE(Number(v), at)],
+};
+
+/** Little-endian byte builder for the header: one growing buffer (tokenizer arrays hold 100k+ strings). */
 class Bytes {
-  private chunks: Buffer[] = [];
+  private buf = Buffer.alloc(1 << 16);
   length = 0;
-  private push(b: Buffer) {
-    this.chunks.push(b);
-    this.length += b.length;
+  private room(n: number): number {
+    if (this.length + n > this.buf.length) {
+      const next = Buffer.alloc(Math.max(this.buf.length * 2, this.length + n));
+      this.buf.copy(next, 0, 0, this.length);
+      this.buf = next;
+    }
+    const at = this.length;
+    this.length += n;
+    return at;
   }
+  // room() may replace this.buf: always reserve before touching the buffer
   u8(v: number) {
-    const b = Buffer.alloc(1);
-    b.writeUInt8(v);
-    this.push(b);
+    const at = this.room(1);
+    this.buf.writeUInt8(v, at);
   }
   u32(v: number) {
-    const b = Buffer.alloc(4);
-    b.writeUInt32LE(v);
-    this.push(b);
+    const at = this.room(4);
+    this.buf.writeUInt32LE(v, at);
   }
   u64(v: number | bigint) {
-    const b = Buffer.alloc(8);
-    b.writeBigUInt64LE(BigInt(v));
-    this.push(b);
+    const at = this.room(8);
+    this.buf.writeBigUInt64LE(BigInt(v), at);
   }
   str(s: string) {
-    const b = Buffer.from(s, 'utf8');
-    this.u64(b.length);
-    this.push(b);
+    const n = Buffer.byteLength(s, 'utf8');
+    this.u64(n);
+    const at = this.room(n);
+    this.buf.write(s, at, n, 'utf8');
   }
   scalar(type: GgufScalarType, v: Scalar, key: string) {
-    const b = Buffer.alloc(8);
-    const num = () => {
-      if (typeof v !== 'number' && typeof v !== 'bigint') throw new GgufError(`metadata ${key}: ${type} needs a number, got ${typeof v}`);
-      return v;
-    };
-    switch (type) {
-      case 'string':
-        if (typeof v !== 'string') throw new GgufError(`metadata ${key}: string needs a string`);
-        return this.str(v);
-      case 'bool':
-        return this.u8(v ? 1 : 0);
-      case 'uint8':
-        b.writeUInt8(Number(num()));
-        return this.push(b.subarray(0, 1));
-      case 'int8':
-        b.writeInt8(Number(num()));
-        return this.push(b.subarray(0, 1));
-      case 'uint16':
-        b.writeUInt16LE(Number(num()));
-        return this.push(b.subarray(0, 2));
-      case 'int16':
-        b.writeInt16LE(Number(num()));
-        return this.push(b.subarray(0, 2));
-      case 'uint32':
-        b.writeUInt32LE(Number(num()));
-        return this.push(b.subarray(0, 4));
-      case 'int32':
-        b.writeInt32LE(Number(num()));
-        return this.push(b.subarray(0, 4));
-      case 'float32':
-        b.writeFloatLE(Number(num()));
-        return this.push(b.subarray(0, 4));
-      case 'uint64':
-        b.writeBigUInt64LE(BigInt(num()));
-        return this.push(b);
-      case 'int64':
-        b.writeBigInt64LE(BigInt(num()));
-        return this.push(b);
-      case 'float64':
-        b.writeDoubleLE(Number(num()));
-        return this.push(b);
+    if (type === 'string') {
+      if (typeof v !== 'string') throw new GgufError(`metadata ${key}: string needs a string`);
+      return this.str(v);
     }
+    if (type === 'bool') return this.u8(v ? 1 : 0);
+    if (typeof v !== 'number' && typeof v !== 'bigint') throw new GgufError(`metadata ${key}: ${type} needs a number, got ${typeof v}`);
+    const [size, write] = FIXED[type];
+    const at = this.room(size);
+    write(this.buf, v, at);
   }
   pad(alignment: number) {
     const n = (alignment - (this.length % alignment)) % alignment;
-    if (n) this.push(Buffer.alloc(n));
+    if (n) {
+      const at = this.room(n);
+      this.buf.fill(0, at, this.length);
+    }
   }
   concat(): Buffer {
-    return Buffer.concat(this.chunks);
+    return this.buf.subarray(0, this.length);
   }
 }
 
