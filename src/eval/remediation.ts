@@ -142,9 +142,10 @@ export function planRemediation(report: EvalReport, ctx: PlanContext, specInput:
   let changesMix = false;
   for (const [category, checks] of [...byCategory].sort((a, b) => a[0].localeCompare(b[0]))) {
     const weight = ctx.categoryWeights[category] ?? 1;
-    // a category with no training records cannot be oversampled: it needs data (the review queue says so)
+    // a category with no training records cannot be oversampled: it needs data (the review queue says so);
+    // records without a category cannot be weighted at all
     const trainRecords = count(ctx.train, category);
-    const nextWeight = trainRecords ? Math.min(spec.max_category_weight, Math.max(weight, 1) * spec.oversample_factor) : weight;
+    const nextWeight = trainRecords && category !== '(none)' ? Math.min(spec.max_category_weight, Math.max(weight, 1) * spec.oversample_factor) : weight;
     if (nextWeight !== weight) changesMix = true;
     if (category !== '(none)') weights[category] = nextWeight;
     failing.push({

@@ -62,5 +62,11 @@ describe('remediation', () => {
     expect(none.failingCategories[0]).toMatchObject({ category: 'b', trainRecords: 0, nextWeight: 1 });
     expect(none.review[0].reason).toMatch(/no training records/);
     expect(none.changesMix).toBe(false);
+    // uncategorized records cannot be weighted: the mix does not change (the pipeline stalls instead of looping)
+    const unc = report({ min_token_accuracy: 0.99 }, metrics({ '(none)': cat(0.5, 1) }, cat(0.5, 1)), null);
+    const p3 = planRemediation(unc, { runDir: '/r', dataset: null, categoryWeights: {}, train: [{}, {}], heldout: [{}] });
+    expect(p3.failingCategories[0]).toMatchObject({ category: '(none)', trainRecords: 2, weight: 1, nextWeight: 1 });
+    expect(p3.categoryWeights).toEqual({});
+    expect(p3.changesMix).toBe(false);
   });
 });
