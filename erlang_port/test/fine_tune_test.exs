@@ -159,6 +159,83 @@ defmodule Starweave.FineTuneTest do
              FineTune.generate_text(%{model: model, prompt: "x", topP: 2}, s)
   end
 
+  test "a tiny training run with streamed events, then its adapter evaluated, exported and registered", %{
+    s: s,
+    ws: ws
+  } do
+    records = fn n, off ->
+      for i <- 1..n,
+          do: %{
+            messages: [
+              %{role: "user", content: "Which supervisor restarts worker #{i + off}?"},
+              %{role: "assistant", content: "The WorkerSupervisor restarts worker #{i + off}."}
+            ]
+          }
+    end
+
+    config = %{
+      name: "ex",
+      model: %{dir: "models/tiny", generate: %{preset: "tiny", seed: 1}},
+      dataset: %{train: records.(12, 0), heldout: records.(4, 100)},
+      lora: %{r: 4, lora_alpha: 8, target_modules: "all-linear"},
+      training: %{max_steps: 6, micro_batch: 2, max_seq_len: 96, lr: 0.005, seed: 3},
+      eval: %{every_steps: 3},
+      checkpoint: %{every_steps: 3, keep_last: 2},
+      output: %{runs_dir: "runs", name: "r1"}
+    }
+
+    File.write!(Path.join(ws, "run.json"), json(config))
+    assert {:ok, job} = FineTune.train_start(%{config: "run.json"}, s)
+
+    events = collect_events(job, [])
+    names = events |> Enum.map(& &1.event) |> Enum.uniq()
+    for e <- ~w(start step eval checkpoint done), do: assert(e in names, "no #{e} event in #{inspect(names)}")
+
+    assert %{"status" => "completed", "steps" => 6, "adapterDir" => "runs/r1/adapter"} =
+             List.last(events).data
+
+    assert {:ok, %{"tuned" => tuned, "base" => base, "delta" => %{"loss" => dl}}} =
+             FineTune.eval_run(
+               %{
+                 model: "models/tiny",
+                 adapter: "runs/r1/adapter",
+                 data: %{records: records.(4, 100)},
+                 metrics: %{generate_examples: 1, max_new_tokens: 4}
+               },
+               s
+             )
+
+    assert tuned["loss"] < base["loss"] and dl < 0
+
+    assert {:ok, %{"export" => "peft", "source" => %{"run" => _}}} =
+             FineTune.export(%{format: "peft", run: "runs/r1", out: "exports/r1"}, s)
+
+    assert {:ok, %{"version" => %{"id" => _}}} = FineTune.registry_register(%{source: "runs/r1"}, s)
+  end
+
+  # a run config file (Elixir 1.14 has no JSON encoder; no Hex packages here)
+  defp json(m) when is_map(m),
+    do: ["{", Enum.map_intersperse(m, ",", fn {k, v} -> [json(to_string(k)), ":", json(v)] end), "}"]
+
+  defp json(l) when is_list(l), do: ["[", Enum.map_intersperse(l, ",", &json/1), "]"]
+  defp json(b) when is_binary(b), do: [?", String.replace(b, ["\\", "\""], &("\\" <> &1)), ?"]
+  defp json(nil), do: "null"
+  defp json(a) when is_boolean(a), do: to_string(a)
+  defp json(n) when is_number(n), do: to_string(n)
+
+  defp collect_events(job, acc) do
+    receive do
+      {:starweave_finetune, ^job, %{event: e} = ev} when e in ["done", "failed", "cancelled"] ->
+        if e != "done", do: flunk("the job ended #{e}: #{inspect(ev.data)}")
+        Enum.reverse([ev | acc])
+
+      {:starweave_finetune, ^job, ev} ->
+        collect_events(job, [ev | acc])
+    after
+      120_000 -> flunk("no end of job #{job}")
+    end
+  end
+
   test "export a model as GGUF; register, promote, serve, monitor, roll back", %{s: s, ws: ws} do
     model = tiny_model(ws)
 
