@@ -183,3 +183,23 @@ test('eval.run: the report equals runEvaluation on the same model and adapter, w
   expect(err(await c.call('eval.run', { model: 'tiny', data: { file: 'broken.jsonl' } }))).toMatchObject({ code: 'data_error', details: { file: 'broken.jsonl', line: 2 } });
   expect(await c.close()).toBe(0);
 }, 180_000);
+
+test('eval.run on a dataset version\'s held-out split built through the port', async () => {
+  const c = start();
+  const skipped: Msg[] = [];
+  await c.call('dataset.build', { job: 'b', credits: 100, config: { name: 'gen', sources: [{ kind: 'generated', seed: 3, perCategory: 20 }] }, store: 'store' }, skipped);
+  const built = await c.nextWhere((m) => m.job === 'b' && ['done', 'failed'].includes(String(m.event)), 60_000, skipped);
+  expect(built.event).toBe('done');
+  const show = (await c.call('dataset.show', { store: 'store', version: 'gen' }, skipped)).result as { manifest: { splits: { heldout: { records: number } } } };
+  const heldout = show.manifest.splits.heldout.records;
+  expect(heldout).toBeGreaterThan(0);
+  await c.call('eval.run', { job: 'e2', credits: 100, model: 'tiny', data: { store: 'store', version: 'gen' }, metrics: { max_examples: 50, generate_examples: 1, max_new_tokens: 2 } }, skipped);
+  const done = await c.nextWhere((m) => m.job === 'e2' && ['done', 'failed'].includes(String(m.event)), 120_000, skipped);
+  if (done.event !== 'done') throw new Error(JSON.stringify(done.data));
+  const r = done.data as { tuned: { examples: number }; base: unknown; file: unknown };
+  expect(r.tuned.examples).toBe(Math.min(heldout, 50));
+  expect(r.base).toBeNull(); // no adapter: nothing to compare with
+  expect(r.file).toBeNull();
+  expect(err(await c.call('eval.run', { model: 'tiny', data: { store: 'store', version: 'nope' } }))).toMatchObject({ code: 'data_error' });
+  expect(await c.close()).toBe(0);
+}, 180_000);
