@@ -18,8 +18,8 @@ import type { RemediationPlan } from '../eval/remediation.js';
 import { renderComparison } from '../eval/report-html.js';
 
 export const PIPELINE_FILE = 'pipeline.json';
-/** the pipeline's resolved base config, for a resume */
-export const CONFIG_FILE = 'config.json';
+/** the pipeline's resolved base config, for a resume (not config.json: the folder is not a run) */
+export const CONFIG_FILE = 'pipeline-config.json';
 
 export type PipelineStatus = 'running' | 'passed' | 'failed' | 'stalled' | 'cancelled' | 'error';
 

@@ -13,6 +13,7 @@ import { runPipeline, resumePipeline, readPipelineReport, PipelineError } from '
 import type { PipelineEvent } from '../../src/pipeline/pipeline.js';
 import { readRemediation } from '../../src/eval/remediation.js';
 import { renderRunReport } from '../../src/eval/report-html.js';
+import { listRuns } from '../../src/train/runs.js';
 import { tinyModelDir, tmp } from '../train/fixtures.js';
 
 const run = promisify(execFile);
@@ -106,6 +107,9 @@ describe('pipeline: Fail -> preprocessing -> retrain', () => {
     expect(r2.remediation).toBeNull();
     expect(readPipelineReport(join(dir, 'p'))).toEqual(report);
     expect(existsSync(join(dir, 'p', 'compare.html'))).toBe(true);
+    // the pipeline folder is not a run (no config.json); its rounds are
+    expect(existsSync(join(dir, 'p', 'config.json'))).toBe(false);
+    expect(listRuns(join(dir, 'p')).map((r) => r.dir).sort()).toEqual([r1.runDir, r2.runDir]);
 
     // round 1's remediation plan: the failing check and category with its metrics, the dataset, the next mix
     const plan = readRemediation(r1.runDir)!;
