@@ -5,7 +5,9 @@
 // The chat format is recognised from the model's own Jinja chat template: a family is used only when the
 // model's template renders sample conversations exactly as the family's pieces do (after a preamble the
 // template may add before the turns, e.g. Llama 3.1's default system block: see `preamble`). Known
-// families: ChatML (Qwen2, SmolLM2, the tiny models) and Llama 3. Anything else is refused with the reason;
+// families: ChatML (Qwen2, SmolLM2, the tiny models), Llama 3 and Mistral's [INST] (no system turn: the
+// system text goes into the last user message, as Ollama's own mistral template does). Anything else is
+// refused with the reason;
 // pass your own Ollama template (`template` option, `--ollama-template FILE`) to export it anyway.
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -15,9 +17,12 @@ import type { ChatMessage, ModelTokenizer } from '../model/tokenizer.js';
 /** One chat format as literal pieces around each message's content. */
 export interface ChatFamily {
   name: string;
+  /** text in the model's template that identifies the family */
+  marker: string;
   /** text that starts the conversation when the runtime does not add it itself (BOS in the template) */
   begin: string;
-  system: [string, string];
+  /** null: the format has no system turn; the system text goes before the last user message's content, then a blank line */
+  system: [string, string] | null;
   user: [string, string];
   assistant: [string, string];
   /** the assistant header that prompts a reply */
@@ -29,6 +34,7 @@ export interface ChatFamily {
 export const CHAT_FAMILIES: ChatFamily[] = [
   {
     name: 'chatml',
+    marker: '<|im_start|>',
     begin: '',
     system: ['<|im_start|>system\n', '<|im_end|>\n'],
     user: ['<|im_start|>user\n', '<|im_end|>\n'],
@@ -38,12 +44,24 @@ export const CHAT_FAMILIES: ChatFamily[] = [
   },
   {
     name: 'llama3',
+    marker: '<|start_header_id|>',
     begin: '<|begin_of_text|>',
     system: ['<|start_header_id|>system<|end_header_id|>\n\n', '<|eot_id|>'],
     user: ['<|start_header_id|>user<|end_header_id|>\n\n', '<|eot_id|>'],
     assistant: ['<|start_header_id|>assistant<|end_header_id|>\n\n', '<|eot_id|>'],
     generation: '<|start_header_id|>assistant<|end_header_id|>\n\n',
     stops: ['<|eot_id|>'],
+  },
+  {
+    // Mistral / Llama 2 [INST] (Mistral-7B-Instruct v0.1-v0.2, Mixtral): no system turn, no generation prompt
+    name: 'mistral-inst',
+    marker: '[INST]',
+    begin: '<s>',
+    system: null,
+    user: ['[INST] ', ' [/INST]'],
+    assistant: ['', '</s>'],
+    generation: '',
+    stops: ['[INST]', '[/INST]'],
   },
 ];
 
@@ -55,11 +73,12 @@ export const CHAT_FAMILIES: ChatFamily[] = [
 export function renderFamily(f: ChatFamily, messages: readonly ChatMessage[], withBegin = true): string {
   let out = withBegin ? f.begin : '';
   const system = messages.filter((m) => m.role === 'system').map((m) => m.content).join('\n');
-  if (system) out += f.system[0] + system + f.system[1];
+  if (system && f.system) out += f.system[0] + system + f.system[1];
   const turns = messages.filter((m) => m.role !== 'system');
   turns.forEach((m, i) => {
     const last = i === turns.length - 1;
-    if (m.role === 'user') out += f.user[0] + m.content + f.user[1];
+    const content = system && !f.system && last && m.role === 'user' ? `${system}\n\n${m.content}` : m.content;
+    if (m.role === 'user') out += f.user[0] + content + f.user[1];
     else if (m.role === 'assistant') out += f.assistant[0] + m.content + (last ? '' : f.assistant[1]);
     if (last && m.role !== 'assistant') out += f.generation;
   });
@@ -71,21 +90,28 @@ export function renderFamily(f: ChatFamily, messages: readonly ChatMessage[], wi
  * `begin` is included only when the runtime does not add BOS itself (tokenizer.ggml.add_bos_token false).
  */
 export function ollamaTemplate(f: ChatFamily, includeBegin = false): string {
-  for (const piece of [f.system, f.user, f.assistant].flat().concat(f.generation)) {
+  for (const piece of [f.system ?? [], f.user, f.assistant].flat().concat(f.generation)) {
     if (piece.includes('{{') || piece.includes('"""')) throw new Error(`chat family ${f.name}: a piece contains '{{' or '"""'`);
   }
+  const systemInUser = f.system ? '' : '{{ if and $.System $last }}{{ $.System }}\n\n{{ end }}';
   return (
     (includeBegin ? f.begin : '') +
-    `{{ if .System }}${f.system[0]}{{ .System }}${f.system[1]}{{ end }}` +
+    (f.system ? `{{ if .System }}${f.system[0]}{{ .System }}${f.system[1]}{{ end }}` : '') +
     `{{ range $i, $_ := .Messages }}{{ $last := eq (len (slice $.Messages $i)) 1 }}` +
-    `{{ if eq .Role "user" }}${f.user[0]}{{ .Content }}${f.user[1]}` +
+    `{{ if eq .Role "user" }}${f.user[0]}${systemInUser}{{ .Content }}${f.user[1]}` +
     `{{ else if eq .Role "assistant" }}${f.assistant[0]}{{ .Content }}{{ if not $last }}${f.assistant[1]}{{ end }}{{ end }}` +
-    `{{ if and $last (ne .Role "assistant") }}${f.generation}{{ end }}{{ end }}`
+    (f.generation ? `{{ if and $last (ne .Role "assistant") }}${f.generation}{{ end }}` : '') +
+    `{{ end }}`
   );
 }
 
 const SAMPLES: ChatMessage[][] = [
   [{ role: 'user', content: 'What is a GenServer?' }],
+  [
+    { role: 'user', content: 'What is a supervisor?' },
+    { role: 'assistant', content: 'A process that restarts its children.' },
+    { role: 'user', content: 'And a link?' },
+  ],
   [
     { role: 'system', content: 'You answer about Elixir.' },
     { role: 'user', content: 'What is a supervisor?' },
@@ -115,10 +141,11 @@ export function recognizeChatTemplate(tok: ModelTokenizer): RecognizedTemplate {
   if (!tok.chatTemplate) throw new ChatTemplateNotRecognized(`the tokenizer has no chat template; pass an Ollama template (--ollama-template FILE)`);
   const reasons: string[] = [];
   for (const f of CHAT_FAMILIES) {
-    if (!tok.chatTemplate.includes(f.generation.slice(0, 12))) continue;
+    if (!tok.chatTemplate.includes(f.marker)) continue;
     let preamble: string | null = null;
     let ok = true;
-    for (const sample of SAMPLES) {
+    // a format without a system turn is checked on the conversations without one (its templates refuse them)
+    for (const sample of SAMPLES.filter((c) => f.system || !c.some((m) => m.role === 'system'))) {
       let jinja: string;
       try {
         jinja = tok.applyChatTemplate(sample, { addGenerationPrompt: true });
@@ -136,9 +163,10 @@ export function recognizeChatTemplate(tok: ModelTokenizer): RecognizedTemplate {
         break;
       }
       const pre = rest.slice(0, rest.length - turns.length);
-      if (system !== undefined) {
+      if (system !== undefined && f.system) {
         // the system message in the family's system block (a template may add fixed text before the content)
-        if (!pre.startsWith(f.system[0]) || !pre.endsWith(system + f.system[1])) {
+        const [open, close] = f.system;
+        if (!pre.startsWith(open) || !pre.endsWith(system + close)) {
           reasons.push(`${f.name}: the system message renders as ${JSON.stringify(pre.slice(0, 200))}`);
           ok = false;
           break;

@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { generateTinyModel } from '../../src/model/tiny.js';
 import { loadTokenizer } from '../../src/model/tokenizer.js';
 import type { ChatMessage } from '../../src/model/tokenizer.js';
+import { writeSpmTokenizer } from './spm-fixture.js';
 import { CHAT_FAMILIES, ChatTemplateNotRecognized, ollamaTemplate, recognizeChatTemplate, renderFamily, writeOllamaModelfile } from '../../src/deploy/modelfile.js';
 
 let root: string;
@@ -40,17 +41,37 @@ const CHATML_DEFAULT_SYSTEM =
   "{%- for message in messages %}{{- '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}{%- endfor %}" +
   "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}{%- endif %}";
 
+// Mistral-7B-Instruct-v0.1's template: [INST] turns, no system role, BOS written by the template
+const MISTRAL_INST =
+  "{{ bos_token }}{% for message in messages %}{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}{% endif %}" +
+  "{% if message['role'] == 'user' %}{{ '[INST] ' + message['content'] + ' [/INST]' }}{% elif message['role'] == 'assistant' %}{{ message['content'] + eos_token }}{% else %}{{ raise_exception('Only user and assistant roles are supported!') }}{% endif %}{% endfor %}";
+
 test.each([
+  ['Mistral [INST] (SentencePiece tokenizer)', 'spm', MISTRAL_INST, 'mistral-inst', ''],
   ['tiny (ChatML)', null, null, 'chatml', ''],
   ['Qwen3', 'tokenizer-qwen3', null, 'chatml', ''],
   ['Llama 3.1', 'tokenizer-llama3_1', null, 'llama3', ''],
   ['ChatML with a default system prompt', null, CHATML_DEFAULT_SYSTEM, 'chatml', '<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n'],
 ] as const)('%s: recognised, and the family renders conversations as the model template does', (_n, pkg, chatTemplate, family, preamble) => {
-  const tok = loadTokenizer(pkg ? modelsOf(pkg) : tinyDir, chatTemplate ? { chatTemplate } : {});
+  let dir = tinyDir;
+  if (pkg === 'spm') {
+    dir = join(root, 'spm');
+    writeSpmTokenizer(dir);
+  } else if (pkg) dir = modelsOf(pkg);
+  const tok = loadTokenizer(dir, chatTemplate ? { chatTemplate } : {});
   const r = recognizeChatTemplate(tok);
   expect(r.family.name).toBe(family);
   expect(r.preamble).toBe(preamble);
   for (const conv of CONVERSATIONS) {
+    if (!r.family.system && conv.some((m) => m.role === 'system')) {
+      // no system turn: the template refuses it; the system text goes before the last user message
+      expect(() => tok.applyChatTemplate(conv, { addGenerationPrompt: true })).toThrow(/Conversation roles must alternate/);
+      const turns = conv.filter((m) => m.role !== 'system');
+      const last = turns.length - 1;
+      const folded = turns.map((m, i) => (i === last ? { ...m, content: `${conv[0].content}\n\n${m.content}` } : m));
+      expect(renderFamily(r.family, conv, false)).toBe(tok.applyChatTemplate(folded, { addGenerationPrompt: true }).slice(r.family.begin.length));
+      continue;
+    }
     const jinja = tok.applyChatTemplate(conv, { addGenerationPrompt: true });
     const ours = renderFamily(r.family, conv, false);
     const withSystem = conv.some((m) => m.role === 'system');
@@ -61,7 +82,7 @@ test.each([
 test('an unknown chat template is refused with the way out; an Ollama template can be given instead', () => {
   const tok = loadTokenizer(tinyDir, { chatTemplate: '{% for m in messages %}### {{ m.role }}: {{ m.content }}\n{% endfor %}### assistant:' });
   expect(() => recognizeChatTemplate(tok)).toThrow(ChatTemplateNotRecognized);
-  expect(() => recognizeChatTemplate(tok)).toThrow(/not one of the recognised formats \(chatml, llama3\).*--ollama-template FILE/);
+  expect(() => recognizeChatTemplate(tok)).toThrow(/not one of the recognised formats \(chatml, llama3, mistral-inst\).*--ollama-template FILE/);
   // a template that looks like ChatML but renders differently is not taken for ChatML
   const almost = loadTokenizer(tinyDir, { chatTemplate: "{% for m in messages %}<|im_start|>{{ m.role }}: {{ m.content }}<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}" });
   expect(() => recognizeChatTemplate(almost)).toThrow(/chatml: the model's template renders/);
@@ -97,4 +118,10 @@ test('the Modelfile: FROM, ADAPTER, TEMPLATE, PARAMETER stop; the paths it names
   for (const v of t.matchAll(/\.([A-Z]\w*)/g)) expect(['System', 'Messages', 'Role', 'Content']).toContain(v[1]);
   expect(t).not.toMatch(/\{\{-|-\}\}/); // no trim markers: the pieces' newlines are kept
   for (const piece of ['<|im_start|>user\n', '<|im_end|>\n', '<|im_start|>assistant\n', '<|im_start|>system\n']) expect(t).toContain(piece);
+  // [INST]: the system text inside the last user turn, no generation prompt
+  const inst = ollamaTemplate(CHAT_FAMILIES.find((f) => f.name === 'mistral-inst')!);
+  expect(inst).toBe(
+    '{{ range $i, $_ := .Messages }}{{ $last := eq (len (slice $.Messages $i)) 1 }}{{ if eq .Role "user" }}[INST] {{ if and $.System $last }}{{ $.System }}\n\n{{ end }}{{ .Content }} [/INST]' +
+      '{{ else if eq .Role "assistant" }}{{ .Content }}{{ if not $last }}</s>{{ end }}{{ end }}{{ end }}',
+  );
 });
