@@ -78,6 +78,8 @@ async function train(args: string[], json: boolean): Promise<number> {
               `${p.totalSteps} steps, ~${p.estimatedSeconds.toFixed(1)} s`,
           );
           if (p.train.droppedNoTargets) console.log(`  ${p.train.droppedNoTargets} train examples had no assistant tokens left after truncation`);
+          const mix = Object.entries(p.categoryMix ?? {});
+          if (mix.length > 1) console.log(`  examples per epoch by category: ${mix.map(([k, v]) => `${k} ${v}`).join(', ')}`);
           break;
         }
         case 'step':
