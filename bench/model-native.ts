@@ -1,6 +1,6 @@
 // One measurement per process (so that peak RSS is its own); bench/model.ts (`npm run bench:model`) runs
 // the cases and the peer and prints the table.
-// node dist/bench/model-native.js [--checkpointing] [--steps N] [--seq T] [--batch B] [--peer] | --generate [--prompt P] [--new N]
+// node dist/bench/model-native.js [--checkpointing] [--attention bf16|f32] [--steps N] [--seq T] [--batch B] [--peer] | --generate [--prompt P] [--new N]
 // Training throughput of the native model on a SmolLM2-135M-shaped model with random bf16 weights
 // (memory-mapped from a scratch file, as real checkpoints are): LoRA r=16 on all seven projections,
 // micro-batch 4 × seq 512 by default. Prints tokens/s of a full step (forward, loss, backward,
@@ -19,6 +19,8 @@ const arg = (name: string, fallback: number) => {
   return i >= 0 ? Number(process.argv[i + 1]) : fallback;
 };
 const checkpointing = process.argv.includes('--checkpointing');
+// attention's tile products: bf16 (the default, the peer's precision: PyTorch runs this model in bf16) or f32
+const attentionPrecision = process.argv.includes('--attention') ? (process.argv[process.argv.indexOf('--attention') + 1] as 'f32' | 'bf16') : 'bf16';
 const steps = arg('--steps', 3);
 const T = arg('--seq', 512);
 const B = arg('--batch', 4);
@@ -147,7 +149,7 @@ for (let i = 0; i <= steps; i++) {
   const t0 = performance.now();
   const c0 = process.cpuUsage();
   model.zeroGrad();
-  loss = model.trainStep(ids, targets, { checkpointing }).loss;
+  loss = model.trainStep(ids, targets, { checkpointing, attentionPrecision }).loss;
   model.clipGradNorm(1.0);
   model.optimizerStep({ lr: 1e-4, step: i + 1 });
   if (i > 0) {
@@ -162,6 +164,7 @@ const median = times.sort((a, b) => a - b)[Math.floor(times.length / 2)];
 const info = model.info();
 const result = {
   case: `train step smollm2-135m bf16 B=${B} T=${T} r=${R} all 7${checkpointing ? ' checkpointing' : ''}`,
+  attentionPrecision,
   threads: nativeInfo().threads,
   isa: nativeInfo().isa.active,
   bestMs: Math.round(best),

@@ -78,8 +78,9 @@ export interface NativeOps {
   rmsnormBackward(dy: T, x: T, w: T, rstd: T, dx: T, dw: Opt): void;
   ropeForward(x: T, positions: T, rope: RopeConfig, y: T): void;
   ropeBackward(dy: T, positions: T, rope: RopeConfig, dx: T): void;
-  attentionForward(q: T, k: T, v: T, segment: Opt, scale: number, causal: boolean, out: T, lse: T): void;
-  attentionBackward(q: T, k: T, v: T, segment: Opt, scale: number, causal: boolean, out: T, lse: T, dout: T, dq: T, dk: T, dv: T): void;
+  /** bf16: tile products on bf16-rounded operands with f32 accumulation (AVX512-BF16 CPUs; f32 elsewhere) */
+  attentionForward(q: T, k: T, v: T, segment: Opt, scale: number, causal: boolean, out: T, lse: T, bf16?: boolean): void;
+  attentionBackward(q: T, k: T, v: T, segment: Opt, scale: number, causal: boolean, out: T, lse: T, dout: T, dq: T, dk: T, dv: T, bf16?: boolean): void;
   swigluForward(gate: T, up: T, h: T): void;
   swigluBackward(dh: T, gate: T, up: T, dgate: T, dup: T): void;
   embeddingForward(ids: T, table: T, out: T): void;
@@ -174,6 +175,8 @@ export interface NativeStepOptions {
   lossDenominator?: number;
   /** tokens per chunk of the vocabulary projection (default 256) */
   chunkTokens?: number;
+  /** attention's tile products in bf16 with f32 accumulation (AVX512-BF16 CPUs; f32 elsewhere). Default 'f32'. */
+  attentionPrecision?: 'f32' | 'bf16';
 }
 
 export interface NativeLossResult {

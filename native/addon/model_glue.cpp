@@ -244,6 +244,13 @@ std::shared_ptr<StepArgs> step_args(Info info, const char* op, bool with_targets
     a->o.checkpointing = opt_bool(*o, "checkpointing", false, op);
     a->o.loss_denominator = opt_number(*o, "lossDenominator", 0.0, op);
     a->o.chunk_tokens = opt_int(*o, "chunkTokens", 256, op);
+    Napi::Value ap = get(*o, "attentionPrecision");
+    if (present(ap)) {
+      const std::string v = ap.IsString() ? ap.As<Napi::String>().Utf8Value() : std::string();
+      if (v != "f32" && v != "bf16")
+        arg_error(info.Env(), std::string(op) + ": option 'attentionPrecision' must be 'f32' or 'bf16'");
+      a->o.attention_bf16 = v == "bf16";
+    }
   }
   return a;
 }

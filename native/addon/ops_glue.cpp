@@ -161,7 +161,8 @@ void register_ops(Napi::Env env, Napi::Object exports) {
     float scale = static_cast<float>(arg_number(info, 4, op, "scale"));
     bool causal = arg_bool(info, 5, op, "causal");
     Tensor out = arg_tensor(info, 6, op, "out"), lse = arg_tensor(info, 7, op, "lse");
-    return Job{[=]() mutable { ops::attention_forward(q, k, v, ptr(seg), scale, causal, out, lse); }, {}};
+    bool bf16 = info.Length() > 8 && !info[8].IsUndefined() && arg_bool(info, 8, op, "bf16");
+    return Job{[=]() mutable { ops::attention_forward(q, k, v, ptr(seg), scale, causal, out, lse, bf16); }, {}};
   });
 
   define_op(env, exports, "attentionBackward", [](Info info) {
@@ -173,7 +174,8 @@ void register_ops(Napi::Env env, Napi::Object exports) {
     Tensor out = arg_tensor(info, 6, op, "out"), lse = arg_tensor(info, 7, op, "lse"),
            dout = arg_tensor(info, 8, op, "dout"), dq = arg_tensor(info, 9, op, "dq"), dk = arg_tensor(info, 10, op, "dk"),
            dv = arg_tensor(info, 11, op, "dv");
-    return Job{[=]() mutable { ops::attention_backward(q, k, v, ptr(seg), scale, causal, out, lse, dout, dq, dk, dv); },
+    bool bf16 = info.Length() > 12 && !info[12].IsUndefined() && arg_bool(info, 12, op, "bf16");
+    return Job{[=]() mutable { ops::attention_backward(q, k, v, ptr(seg), scale, causal, out, lse, dout, dq, dk, dv, bf16); },
                {}};
   });
 

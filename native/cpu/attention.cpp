@@ -35,7 +35,9 @@ void attention_forward(const AttentionShape& s, const float* q, const float* k, 
   if (s.B == 0 || s.T == 0) return;
   switch (active_isa()) {
 #if defined(SW_HAVE_AVX512_BUILD)
-    case Isa::Avx512: return attn_avx512::forward(s, q, k, v, segment, out, lse);
+    case Isa::Avx512:
+      if (s.bf16 && use_avx512_bf16()) return attn_avx512::forward_bf16(s, q, k, v, segment, out, lse);
+      return attn_avx512::forward(s, q, k, v, segment, out, lse);
 #endif
 #if defined(SW_HAVE_AVX2_BUILD)
     case Isa::Avx2: return attn_avx2::forward(s, q, k, v, segment, out, lse);
@@ -52,7 +54,10 @@ void attention_backward(const AttentionShape& s, const float* q, const float* k,
   const std::int64_t budget = g_dq_scratch_budget.load();
   switch (active_isa()) {
 #if defined(SW_HAVE_AVX512_BUILD)
-    case Isa::Avx512: return attn_avx512::backward(s, q, k, v, segment, out, lse, dout, dq, dk, dv, budget);
+    case Isa::Avx512:
+      if (s.bf16 && use_avx512_bf16())
+        return attn_avx512::backward_bf16(s, q, k, v, segment, out, lse, dout, dq, dk, dv, budget);
+      return attn_avx512::backward(s, q, k, v, segment, out, lse, dout, dq, dk, dv, budget);
 #endif
 #if defined(SW_HAVE_AVX2_BUILD)
     case Isa::Avx2: return attn_avx2::backward(s, q, k, v, segment, out, lse, dout, dq, dk, dv, budget);

@@ -18,6 +18,10 @@ struct AttentionShape {
   int64_t B, T, Hq, Hkv, D;
   float scale;
   bool causal;
+  // bf16 products (vdpbf16ps): Q, K, V, dO and the probability / score-gradient tiles rounded to bf16,
+  // accumulation, softmax statistics and results in f32 (flash-attention's and PyTorch's bf16
+  // precision). Needs an AVX-512 build and a CPU with AVX512-BF16; elsewhere it computes in f32.
+  bool bf16 = false;
 };
 
 void attention_forward(const AttentionShape& s, const float* q, const float* k, const float* v,

@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <mutex>
 #include <new>
 
 #if defined(__x86_64__) || defined(_M_X64)
@@ -40,6 +41,11 @@ void forward(const AttentionShape& s, const float* q, const float* k, const floa
 void backward(const AttentionShape& s, const float* q, const float* k, const float* v, const std::int32_t* segment,
               const float* out, const float* lse, const float* dout, float* dq, float* dk, float* dv,
               std::int64_t dq_scratch_budget);
+void forward_bf16(const AttentionShape& s, const float* q, const float* k, const float* v, const std::int32_t* segment,
+                  float* out, float* lse);
+void backward_bf16(const AttentionShape& s, const float* q, const float* k, const float* v, const std::int32_t* segment,
+                   const float* out, const float* lse, const float* dout, float* dq, float* dk, float* dv,
+                   std::int64_t dq_scratch_budget);
 }  // namespace attn_avx512
 
 // Test hook (not part of the public contract): the dQ scratch budget attention_backward passes down;

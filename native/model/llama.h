@@ -59,6 +59,7 @@ struct StepOptions {
   bool checkpointing = false;         // keep only each layer's input; recompute the layer in the backward
   double loss_denominator = 0;        // > 0: grads of (sum of token losses) / this; else / counted tokens
   int64_t chunk_tokens = 256;         // rows of the vocabulary projection computed at once
+  bool attention_bf16 = false;        // attention's tile products in bf16 (cpu/attention.h), f32 accumulation
 };
 
 struct LossResult {

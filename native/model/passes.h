@@ -15,6 +15,7 @@ struct Llama::Pass {
   const Tensor* segments = nullptr;  // i32 [B, T] or null
   bool train = false;                // dropout applies
   uint64_t seed = 0;                 // the step's dropout seed
+  bool attention_bf16 = false;       // StepOptions::attention_bf16
   // decode: row r writes and reads cache slot slot(r) at position start[r]
   const Tensor* slots = nullptr;     // i32 [B] or null (row r uses slot r)
   Tensor start;                      // i32 [B]

@@ -176,7 +176,7 @@ void Llama::layer_forward(int64_t l, const Pass& p, Workspace& ws, int64_t ai, c
     ops::attention_cached_forward(q4, cache_->k[l], cache_->v[l], p.slots, p.start, scale, att4);
   } else {
     Tensor lse = view(a.lse, {B, Hq, T});
-    ops::attention_forward(q4, k4, v4, p.segments, scale, true, att4, lse);
+    ops::attention_forward(q4, k4, v4, p.segments, scale, true, att4, lse, p.attention_bf16);
   }
   Tensor att = view(a.att, {N, Hq * D}), xm = view(a.xm, {N, C});
   copy_rows(x, xm);
@@ -247,7 +247,7 @@ void Llama::layer_backward(int64_t l, const Pass& p, Workspace& ws, int64_t ai, 
   Tensor att4 = view(a.att, {B, T, Hq, D}), datt4 = view(ws.datt, {B, T, Hq, D}), lse = view(a.lse, {B, Hq, T});
   Tensor dq4 = view(ws.dq, {B, T, Hq, D}), dk4 = view(ws.dk, {B, T, Hkv, D}), dv4 = view(ws.dv, {B, T, Hkv, D});
   const float scale = 1.0f / std::sqrt(static_cast<float>(D));
-  ops::attention_backward(q4, k4, v4, p.segments, scale, true, att4, lse, datt4, dq4, dk4, dv4);
+  ops::attention_backward(q4, k4, v4, p.segments, scale, true, att4, lse, datt4, dq4, dk4, dv4, p.attention_bf16);
   ops::rope_backward(dq4, p.positions, c.rope, dq4);
   ops::rope_backward(dk4, p.positions, c.rope, dk4);
   const bool qkv_trainable = L.proj[0].trainable() || L.proj[1].trainable() || L.proj[2].trainable();
@@ -356,6 +356,7 @@ LossResult Llama::run_loss(const char* op, const Tensor& ids, const Tensor& targ
     default_positions(o.segments, B, T, p.positions.data<int32_t>());
   }
   p.train = train;
+  p.attention_bf16 = o.attention_bf16;
   if (train) p.seed = o.has_seed ? o.seed : mix64(step_counter_++);
 
   int64_t count = 0;
@@ -416,6 +417,7 @@ Tensor Llama::logits(const Tensor& ids, const StepOptions& o) {
   Pass p;
   p.B = B, p.T = T, p.N = N;
   p.segments = o.segments;
+  p.attention_bf16 = o.attention_bf16;
   if (o.positions) {
     p.positions = *o.positions;
   } else {

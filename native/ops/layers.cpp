@@ -123,9 +123,10 @@ void rope_backward(const Tensor& dy, const Tensor& positions, const RopeParams& 
 }
 
 void attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* segment, float scale,
-                       bool causal, Tensor& out, Tensor& lse) {
+                       bool causal, Tensor& out, Tensor& lse, bool bf16) {
   const char* op = "attention_forward";
   auto s = attention_shape(op, q, k, v, segment, scale, causal);
+  s.bf16 = bf16;
   check::output(op, "out", out, DType::F32, q.shape);
   check::output(op, "lse", lse, DType::F32, {s.B, s.Hq, s.T});
   cpu::attention_forward(s, q.data<float>(), k.data<float>(), v.data<float>(),
@@ -134,9 +135,10 @@ void attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, const 
 
 void attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* segment, float scale,
                         bool causal, const Tensor& out, const Tensor& lse, const Tensor& dout, Tensor& dq, Tensor& dk,
-                        Tensor& dv) {
+                        Tensor& dv, bool bf16) {
   const char* op = "attention_backward";
   auto s = attention_shape(op, q, k, v, segment, scale, causal);
+  s.bf16 = bf16;
   f32_cpu(op, "out", out);
   check::shape(op, "out", out, q.shape);
   f32_cpu(op, "lse", lse);

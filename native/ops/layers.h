@@ -22,11 +22,12 @@ void rope_forward(const Tensor& x, const Tensor& positions, const RopeParams& p,
 void rope_backward(const Tensor& dy, const Tensor& positions, const RopeParams& p, Tensor& dx);
 
 // q [B, T, Hq, D], k/v [B, T, Hkv, D], segment i32 [B, T] or null; out [B, T, Hq, D], lse [B, Hq, T]
+// bf16: the tile products on bf16-rounded operands, f32 accumulation (cpu/attention.h)
 void attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* segment, float scale,
-                       bool causal, Tensor& out, Tensor& lse);
+                       bool causal, Tensor& out, Tensor& lse, bool bf16 = false);
 void attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* segment, float scale,
                         bool causal, const Tensor& out, const Tensor& lse, const Tensor& dout, Tensor& dq, Tensor& dk,
-                        Tensor& dv);
+                        Tensor& dv, bool bf16 = false);
 
 // h = silu(gate) * up, all [..., I]
 void swiglu_forward(const Tensor& gate, const Tensor& up, Tensor& h);
