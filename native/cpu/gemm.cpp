@@ -20,7 +20,7 @@ struct Scratch {
   struct Buf {
     void* ptr = nullptr;
     size_t cap = 0;
-  } buf[2];
+  } buf[4];  // 0, 1: A and B panels; 2, 3: the second product's
   ~Scratch() {
     for (auto& b : buf) std::free(b.ptr);
   }
@@ -51,6 +51,7 @@ namespace {
 
 struct ScalarKernel {
   using Word = float;
+  using SecondKT = ScalarKernel;
   static constexpr int MR = 4, NR = 8, KSTEP = 1;
   static constexpr int64_t MC = 128, KC = 256, NC = 2048;
 
@@ -163,13 +164,37 @@ Grid choose_grid(const Problem& p, const Variant& v, int nt) {
   return best;
 }
 
+void run(const Problem& p, const Variant& v);
+
 void run(const Problem& p) {
   if (p.M <= 0 || p.N <= 0) return;
   if (p.K <= 0 || p.alpha == 0.f) {
     scale_c(p);
     return;
   }
+  run(p, pick_variant(p));
+}
+
+// C = alpha·op(A)·op(B) + alpha2·A2·op(B2) + beta·C (gemm.h SecondProduct): in one pass where the
+// chosen kernel is the blocked one, else (the decode dot products, an empty first product) as two.
+void run_with_second(Problem p, const SecondProduct* second) {
+  if (!second || second->K <= 0 || second->alpha == 0.f) return run(p);
+  if (p.M <= 0 || p.N <= 0) return;
   const Variant v = pick_variant(p);
+  if (p.K <= 0 || p.alpha == 0.f || !v.goto_blocked) {
+    run(p);
+    Problem q;
+    q.trans_b = second->trans_b, q.M = p.M, q.N = p.N, q.K = second->K, q.alpha = second->alpha, q.beta = 1.f;
+    q.A = second->A, q.lda = second->lda, q.B = second->B, q.ldb = second->ldb, q.b_bf16 = false;
+    q.C = p.C, q.ldc = p.ldc;
+    return run(q);
+  }
+  p.A2 = second->A, p.lda2 = second->lda, p.B2 = second->B, p.ldb2 = second->ldb, p.trans_b2 = second->trans_b;
+  p.K2 = second->K, p.alpha2 = second->alpha;
+  run(p, v);
+}
+
+void run(const Problem& p, const Variant& v) {
   const Grid g = choose_grid(p, v, num_threads());
   if (g.tm * g.tn == 1) {
     v.block(p, 0, p.M, 0, p.N);
@@ -189,19 +214,20 @@ void run(const Problem& p) {
 }  // namespace gemm
 
 void gemm_f32(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
-              int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+              int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc, const SecondProduct* second) {
   gemm::Problem p;
   p.trans_a = trans_a, p.trans_b = trans_b, p.M = M, p.N = N, p.K = K, p.alpha = alpha, p.beta = beta;
   p.A = A, p.lda = lda, p.B = B, p.ldb = ldb, p.b_bf16 = false, p.C = C, p.ldc = ldc;
-  gemm::run(p);
+  gemm::run_with_second(p, second);
 }
 
 void gemm_f32_bf16(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
-                   int64_t lda, const uint16_t* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+                   int64_t lda, const uint16_t* B, int64_t ldb, float beta, float* C, int64_t ldc,
+                   const SecondProduct* second) {
   gemm::Problem p;
   p.trans_a = trans_a, p.trans_b = trans_b, p.M = M, p.N = N, p.K = K, p.alpha = alpha, p.beta = beta;
   p.A = A, p.lda = lda, p.B = B, p.ldb = ldb, p.b_bf16 = true, p.C = C, p.ldc = ldc;
-  gemm::run(p);
+  gemm::run_with_second(p, second);
 }
 
 }  // namespace sw::cpu

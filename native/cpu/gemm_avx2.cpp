@@ -18,6 +18,7 @@ inline __m256i col_mask(int n, int v) {
 
 struct Avx2Kernel {
   using Word = float;
+  using SecondKT = Avx2Kernel;
   static constexpr int MR = 6, NR = 16, KSTEP = 1;
   // A block 96 x 256 x 4 B = 96 KiB (L2), B micro-panel 256 x 64 B = 16 KiB (L1).
   static constexpr int64_t MC = 96, KC = 256, NC = 2048;

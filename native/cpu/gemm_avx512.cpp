@@ -85,6 +85,14 @@ inline void transpose16(__m512i (&r)[16]) {
 
 inline __mmask16 lanes(int64_t n) { return n >= 16 ? __mmask16(0xffff) : n <= 0 ? __mmask16(0) : __mmask16((1u << n) - 1); }
 
+// Words (a_i, b_i) of 16 lanes of a and b, rounded to bf16 (nearest even).
+inline __m512i pair_words16(__m512 a, __m512 b) {
+  const __m512i ab = (__m512i)_mm512_cvtne2ps_pbh(b, a);  // bf16 lanes a0..a15, b0..b15
+  const __m512i idx = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7, 22, 6, 21, 5,
+                                       20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+  return _mm512_permutexvar_epi16(idx, ab);
+}
+
 // op(A)[i0:i0+mc, k0:k0+kc] -> MR-row panels of words, MR <= 16, rows past mc zero.
 //   BF16 = false: kc x MR floats.   BF16 = true: ceil(kc/2) x MR (k even, k odd) bf16 pairs, rounded
 //   to nearest even by vcvtne2ps2bf16; an odd kc ends with a pair whose odd half is zero.
@@ -129,11 +137,7 @@ void pack_a_avx512(const Problem& p, int64_t i0, int64_t mc, int64_t k0, int64_t
         if constexpr (BF16) {
           const __m512 e = _mm512_maskz_loadu_ps(m_mask, src + 2 * s * p.lda);
           const __m512 o = 2 * s + 1 < kc ? _mm512_maskz_loadu_ps(m_mask, src + (2 * s + 1) * p.lda) : _mm512_setzero_ps();
-          // [e0..e15 | o0..o15] as bf16, then interleave to words (e_i, o_i).
-          const __m512i eo = (__m512i)_mm512_cvtne2ps_pbh(o, e);
-          const __m512i idx = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7, 22, 6,
-                                               21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
-          _mm512_mask_storeu_epi32(dst + s * MR, mr_mask, _mm512_permutexvar_epi16(idx, eo));
+          _mm512_mask_storeu_epi32(dst + s * MR, mr_mask, pair_words16(e, o));
         } else {
           _mm512_mask_storeu_ps(dst + s * MR, mr_mask, _mm512_maskz_loadu_ps(m_mask, src + s * p.lda));
         }
@@ -145,6 +149,7 @@ void pack_a_avx512(const Problem& p, int64_t i0, int64_t mc, int64_t k0, int64_t
 // ---- Packing of B. Modes: F32 (f32 B -> f32 words), WIDEN (bf16 B -> f32 words, exact),
 // PAIRS (bf16 B -> (k even, k odd) pair words for vdpbf16ps; an odd kc ends with a zero odd half).
 enum class BMode { F32, WIDEN, PAIRS };
+
 
 // 16 bf16 -> 16 f32 (exact: bf16 is the top half of an f32).
 inline __m512i widen16(__m256i h) { return _mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16); }
@@ -260,6 +265,7 @@ inline void micro(int64_t ks, const void* a_, int64_t as, const void* b_, int64_
 template <int MR_, int NV, int64_t MC_, int64_t KC_, int64_t NC_>
 struct F32Kernel {
   using Word = float;
+  using SecondKT = F32Kernel;  // the second product (gemm.h) runs on this very kernel
   static constexpr int MR = MR_, NR = 16 * NV, KSTEP = 1;
   static constexpr int64_t MC = MC_, KC = KC_, NC = NC_;
   static constexpr bool DIRECT = true;
@@ -283,6 +289,9 @@ struct F32Kernel {
 template <int MR_, int NV, int64_t MC_, int64_t KC_, int64_t NC_>
 struct Bf16Kernel {
   using Word = uint32_t;
+  // The second product (LoRA's rank-r term) stays f32, as PEFT computes it: the f32 kernel of the same
+  // register tile, so it updates the same C tile.
+  using SecondKT = F32Kernel<MR_, NV, MC_, KC_, NC_>;
   static constexpr int MR = MR_, NR = 16 * NV, KSTEP = 2;
   static constexpr int64_t MC = MC_, KC = KC_, NC = NC_;
   static constexpr bool DIRECT = false;  // A must be converted to bf16 pairs: always packed
@@ -371,7 +380,7 @@ Variant variant_avx512_f32_narrow() {
   return {&goto_block<NarrowF32>, NarrowF32::MR, NarrowF32::NR, "avx512 f32 narrow"};
 }
 Variant variant_avx512_dot(bool b_bf16) {
-  return {b_bf16 ? &dot_block<true> : &dot_block<false>, 1, 4, "avx512 dot"};
+  return {b_bf16 ? &dot_block<true> : &dot_block<false>, 1, 4, "avx512 dot", false};
 }
 Variant variant_avx512_dpbf16() { return {&goto_block<MainBf16>, MainBf16::MR, MainBf16::NR, "avx512 dpbf16"}; }
 

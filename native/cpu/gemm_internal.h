@@ -44,6 +44,15 @@ struct Problem {
   bool b_bf16 = false;
   float* C = nullptr;
   int64_t ldc = 0;
+  // The second product (gemm.h SecondProduct): C += alpha2 · A2[M, K2] · op(B2); K2 = 0: none. Only
+  // goto_block computes it (the dispatcher runs it separately for other block functions).
+  const float* A2 = nullptr;
+  int64_t lda2 = 0;
+  const float* B2 = nullptr;
+  int64_t ldb2 = 0;
+  bool trans_b2 = false;
+  int64_t K2 = 0;
+  float alpha2 = 1.f;
 };
 
 // Computes C[m0:m1, n0:n1] over all of K, single-threaded (the dispatcher splits C across threads).
@@ -55,6 +64,7 @@ struct Variant {
   BlockFn block = nullptr;
   int mr = 1, nr = 1;
   const char* name = "";
+  bool goto_blocked = true;  // block is goto_block<...>: it computes a second product (Problem::K2)
 };
 
 // Per-ISA variants. dpbf16: use the AVX512-BF16 kernel for bf16 B (A rounded to bf16); otherwise a
@@ -180,15 +190,30 @@ void goto_block(const Problem& p, int64_t m0, int64_t m1, int64_t n0, int64_t n1
   const int64_t KC = round_up(ceil_div(p.K, ceil_div(p.K, KT::KC)), KSTEP);
   Word* abuf = static_cast<Word*>(thread_scratch(0, sizeof(Word) * MC * (KC / KSTEP)));
   Word* bbuf = static_cast<Word*>(thread_scratch(1, sizeof(Word) * NC * (KC / KSTEP)));
-  const bool direct_a = KT::DIRECT && N <= 2 * NR;
-  const bool direct_b = KT::DIRECT && M <= 2 * MR && !p.trans_b && !p.b_bf16;
+  // The second product (f32 operands) on KT::SecondKT, a kernel of the same register tile: packed in
+  // its own panels (K2 is small, one block) and applied to each C tile right after the last K block of
+  // the first, while the tile is in L1.
+  using KT2 = typename KT::SecondKT;
+  using Word2 = typename KT2::Word;
+  static_assert(KT2::MR == MR && KT2::NR == NR && KT2::KSTEP == 1, "the second product updates the same C tiles");
+  const bool second = p.K2 > 0;
+  Problem p2;
+  p2.trans_b = p.trans_b2, p2.M = p.M, p2.N = p.N, p2.K = p.K2;
+  p2.A = p.A2, p2.lda = p.lda2, p2.B = p.B2, p2.ldb = p.ldb2, p2.b_bf16 = false;
+  const int64_t ks2 = p.K2;
+  Word2* a2buf = second ? static_cast<Word2*>(thread_scratch(2, sizeof(Word2) * MC * ks2)) : nullptr;
+  Word2* b2buf = second ? static_cast<Word2*>(thread_scratch(3, sizeof(Word2) * NC * ks2)) : nullptr;
+  const bool direct_a = KT::DIRECT && N <= 2 * NR && !second;
+  const bool direct_b = KT::DIRECT && M <= 2 * MR && !p.trans_b && !p.b_bf16 && !second;
   const float* A = p.A;
   const float* B = static_cast<const float*>(p.B);  // read in place only when f32
 
   for (int64_t jc = n0; jc < n1; jc += NC) {
     const int64_t nc = std::min(NC, n1 - jc), nc_full = direct_b ? nc / NR * NR : 0;
+    if (second) KT2::pack_b(p2, 0, p.K2, jc, nc, b2buf);
     for (int64_t pc = 0; pc < p.K; pc += KC) {
       const int64_t kc = std::min(KC, p.K - pc);
+      const bool last = second && pc + kc >= p.K;
       const int64_t ks = ceil_div(kc, KSTEP);
       const float beta = pc == 0 ? p.beta : 1.f;  // later K blocks accumulate onto C
       // Packed B: all panels, or (direct_b) just the partial last one, at the start of bbuf.
@@ -196,6 +221,7 @@ void goto_block(const Problem& p, int64_t m0, int64_t m1, int64_t n0, int64_t n1
       for (int64_t ic = m0; ic < m1; ic += MC) {
         const int64_t mc = std::min(MC, m1 - ic), mc_full = direct_a ? mc / MR * MR : 0;
         if (mc > mc_full) KT::pack_a(p, ic + mc_full, mc - mc_full, pc, kc, abuf);
+        if (last) KT2::pack_a(p2, ic, mc, 0, p.K2, a2buf);
         // jr outer: one B micro-panel stays hot in L1 while the A block (L2) streams past it.
         for (int64_t jr = 0; jr < nc; jr += NR) {
           const int n = static_cast<int>(std::min<int64_t>(NR, nc - jr));
@@ -222,6 +248,9 @@ void goto_block(const Problem& p, int64_t m0, int64_t m1, int64_t n0, int64_t n1
               KT::template micro<false>(ks, abuf + ((ir - mc_full) / MR) * ks * MR, MR, bp, bs, c, p.ldc, p.alpha,
                                         beta, m, n);
             }
+            if (last)  // the tile is still in L1
+              KT2::template micro<false>(ks2, a2buf + (ir / MR) * ks2 * MR, MR, b2buf + (jr / NR) * ks2 * NR, NR, c,
+                                         p.ldc, p.alpha2, 1.f, m, n);
           }
         }
       }

@@ -24,11 +24,14 @@ Proj parse_proj(const std::string& s) {
 
 void LoraLinear::forward(const Tensor& x, Tensor& y, bool accumulate, Tensor* u, const LinearScratch& s, bool train,
                          uint64_t seed) const {
-  ops::matmul(x, weight(), y, false, true, 1.0f, accumulate ? 1.0f : 0.0f);
+  if (!lora_active()) {
+    ops::matmul(x, weight(), y, false, true, 1.0f, accumulate ? 1.0f : 0.0f);
+  } else {
+    forward_u(x, u, s, train, seed);  // u = dropout(x)·Aᵀ
+    const ops::SecondTerm lora{*u, lora_b, true, scale};
+    ops::matmul(x, weight(), y, false, true, 1.0f, accumulate ? 1.0f : 0.0f, &lora);  // y (+)= x·Wᵀ + s·u·Bᵀ
+  }
   if (bias.storage) ops::bias_forward(bias, y);
-  if (!lora_active()) return;
-  forward_u(x, u, s, train, seed);                       // u = dropout(x)·Aᵀ
-  ops::matmul(*u, lora_b, y, false, true, scale, 1.0f);  // y += s·u·Bᵀ
 }
 
 void LoraLinear::forward_u(const Tensor& x, Tensor* u, const LinearScratch& s, bool train, uint64_t seed) const {
@@ -59,14 +62,17 @@ void LoraLinear::backward(const Tensor& dy, const Tensor& x, const Tensor* u, Te
     if (grad_bias.storage) ops::bias_backward(dy, grad_bias);
   }
   if (!dx) return;
-  ops::matmul(dy, weight(), *dx, false, false, 1.0f, accumulate_dx ? 1.0f : 0.0f);  // dx (+)= dy·W
-  if (!lora_active()) return;
-  if (drop) {  // dx += dropout_backward(du·A), the same mask
+  const float beta = accumulate_dx ? 1.0f : 0.0f;
+  if (!lora_active()) {
+    ops::matmul(dy, weight(), *dx, false, false, 1.0f, beta);  // dx (+)= dy·W
+  } else if (drop) {  // dx (+)= dy·W + dropout_backward(du·A), the same mask
+    ops::matmul(dy, weight(), *dx, false, false, 1.0f, beta);
     ops::matmul(*s.du, lora_a, *s.dropped, false, false, 1.0f, 0.0f);
     ops::dropout_backward(*s.dropped, dropout, seed, *s.dropped);
     ops::accumulate(*s.dropped, 1.0f, *dx);
   } else {
-    ops::matmul(*s.du, lora_a, *dx, false, false, 1.0f, 1.0f);
+    const ops::SecondTerm lora{*s.du, lora_a, false, 1.0f};
+    ops::matmul(dy, weight(), *dx, false, false, 1.0f, beta, &lora);  // dx (+)= dy·W + du·A
   }
 }
 

@@ -21,11 +21,11 @@ Mat as_matrix(const char* op, const char* arg, const Tensor& t) {
 
 // One entry point for both weight dtypes: C = alpha·op(A)·op(B) + beta·C
 void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
-          const Tensor& b, int64_t ldb, float beta, float* C, int64_t ldc) {
+          const Tensor& b, int64_t ldb, float beta, float* C, int64_t ldc, const cpu::SecondProduct* second = nullptr) {
   if (b.dtype == DType::BF16)
-    cpu::gemm_f32_bf16(ta, tb, M, N, K, alpha, A, lda, b.data<uint16_t>(), ldb, beta, C, ldc);
+    cpu::gemm_f32_bf16(ta, tb, M, N, K, alpha, A, lda, b.data<uint16_t>(), ldb, beta, C, ldc, second);
   else
-    cpu::gemm_f32(ta, tb, M, N, K, alpha, A, lda, b.data<float>(), ldb, beta, C, ldc);
+    cpu::gemm_f32(ta, tb, M, N, K, alpha, A, lda, b.data<float>(), ldb, beta, C, ldc, second);
 }
 
 std::vector<int64_t> with_last(const Tensor& t, int64_t last) {
@@ -77,7 +77,8 @@ float lora_scaling(double lora_alpha, int64_t r, bool use_rslora) {
   return static_cast<float>(use_rslora ? lora_alpha / std::sqrt(static_cast<double>(r)) : lora_alpha / r);
 }
 
-void matmul(const Tensor& a, const Tensor& b, Tensor& c, bool trans_a, bool trans_b, float alpha, float beta) {
+void matmul(const Tensor& a, const Tensor& b, Tensor& c, bool trans_a, bool trans_b, float alpha, float beta,
+            const SecondTerm* second) {
   const char* op = "matmul";
   check::dtype(op, "a", a, {DType::F32});
   check::dtype(op, "b", b, {DType::F32, DType::BF16});
@@ -103,7 +104,25 @@ void matmul(const Tensor& a, const Tensor& b, Tensor& c, bool trans_a, bool tran
                            (trans_b ? "ᵀ" : "") + " (" + std::to_string(K) + " vs " + std::to_string(Kb) + ")");
   std::vector<int64_t> cshape = trans_a ? std::vector<int64_t>{M, N} : with_last(a, N);
   check::output(op, "c", c, DType::F32, cshape);
-  gemm(trans_a, trans_b, M, N, K, alpha, a.data<float>(), trans_a ? M : K, b, trans_b ? K : N, beta, c.data<float>(), N);
+  cpu::SecondProduct sp;
+  if (second) {
+    const Tensor &a2 = second->a, &b2 = second->b;
+    check::dtype(op, "second.a", a2, {DType::F32});
+    check::dtype(op, "second.b", b2, {DType::F32});
+    check::cpu(op, "second.a", a2);
+    check::cpu(op, "second.b", b2);
+    check::ndim(op, "second.b", b2, 2);
+    check::finite(op, "second.alpha", second->alpha);
+    Mat am = as_matrix(op, "second.a", a2);
+    const int64_t K2 = am.cols;
+    const int64_t Kb2 = second->trans_b ? b2.dim(1) : b2.dim(0), N2 = second->trans_b ? b2.dim(0) : b2.dim(1);
+    if (am.rows != M || Kb2 != K2 || N2 != N)
+      throw op_error(op, "second term a " + a2.describe() + " · b " + b2.describe() + (second->trans_b ? "ᵀ" : "") +
+                             " does not give c's [" + std::to_string(M) + ", " + std::to_string(N) + "]");
+    sp = {a2.data<float>(), K2, b2.data<float>(), second->trans_b ? K2 : N, second->trans_b, K2, second->alpha};
+  }
+  gemm(trans_a, trans_b, M, N, K, alpha, a.data<float>(), trans_a ? M : K, b, trans_b ? K : N, beta, c.data<float>(), N,
+       second ? &sp : nullptr);
 }
 
 void linear_forward(const Tensor& x, const Tensor& w, Tensor& y) {
@@ -150,10 +169,10 @@ void lora_linear_forward(const Tensor& x, const Tensor& w, const Tensor& a, cons
     cpu::kernels().dropout(x.data<float>(), dropped.data<float>(), M * K, cfg.dropout, cfg.seed);
     xd = dropped.data<float>();
   }
-  // u = dropout(x)·Aᵀ ; y = x·Wᵀ ; y += scale·u·Bᵀ
+  // u = dropout(x)·Aᵀ ; y = x·Wᵀ + scale·u·Bᵀ (one pass over y)
   cpu::gemm_f32(false, true, M, r, K, 1.0f, xd, K, a.data<float>(), K, 0.0f, u.data<float>(), r);
-  gemm(false, true, M, N, K, 1.0f, x.data<float>(), K, w, K, 0.0f, y.data<float>(), N);
-  cpu::gemm_f32(false, true, M, N, r, cfg.scale, u.data<float>(), r, b.data<float>(), r, 1.0f, y.data<float>(), N);
+  const cpu::SecondProduct lora{u.data<float>(), r, b.data<float>(), r, true, r, cfg.scale};
+  gemm(false, true, M, N, K, 1.0f, x.data<float>(), K, w, K, 0.0f, y.data<float>(), N, &lora);
 }
 
 void lora_linear_backward(const Tensor& dy, const Tensor& x, const Tensor& w, const Tensor& a, const Tensor& b,
@@ -190,13 +209,14 @@ void lora_linear_backward(const Tensor& dy, const Tensor& x, const Tensor& w, co
   cpu::gemm_f32(true, false, r, K, M, 1.0f, du.data<float>(), r, xd, K, 1.0f, da.data<float>(), K);
   // dx = dy·W + dropout_backward(du·A)
   if (dx) {
-    gemm(false, false, M, K, N, 1.0f, dy.data<float>(), N, w, K, 0.0f, dx->data<float>(), K);
     if (cfg.dropout > 0) {
+      gemm(false, false, M, K, N, 1.0f, dy.data<float>(), N, w, K, 0.0f, dx->data<float>(), K);
       Tensor t = std::move(dropped);  // reuse the buffer: t = du·A, then dx += mask ∘ t / (1 - p)
       cpu::gemm_f32(false, false, M, K, r, 1.0f, du.data<float>(), r, a.data<float>(), K, 0.0f, t.data<float>(), K);
       cpu::kernels().dropout_accumulate(t.data<float>(), dx->data<float>(), M * K, cfg.dropout, cfg.seed);
-    } else {
-      cpu::gemm_f32(false, false, M, K, r, 1.0f, du.data<float>(), r, a.data<float>(), K, 1.0f, dx->data<float>(), K);
+    } else {  // dx = dy·W + du·A, one pass over dx
+      const cpu::SecondProduct lora{du.data<float>(), r, a.data<float>(), K, false, r, 1.0f};
+      gemm(false, false, M, K, N, 1.0f, dy.data<float>(), N, w, K, 0.0f, dx->data<float>(), K, &lora);
     }
   }
   if (dw) cpu::gemm_f32(true, false, N, K, M, 1.0f, dy.data<float>(), N, x.data<float>(), K, 1.0f, dw->data<float>(), K);

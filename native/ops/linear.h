@@ -11,9 +11,20 @@
 
 namespace sw::ops {
 
-// C = alpha * op(A) · op(B) + beta * C. A: f32 [M,K] (or [K,M] with trans_a); B: f32 or bf16 [K,N]
-// (or [N,K] with trans_b); C: f32 [M,N]. Leading dims of A and C beyond 2 are flattened into M.
-void matmul(const Tensor& a, const Tensor& b, Tensor& c, bool trans_a, bool trans_b, float alpha, float beta);
+// A second, low-rank product added in the same pass over C (cpu/gemm.h): alpha · a · op(b), a f32
+// [M, K2] (leading dims flattened), b f32 [K2, N] or (trans_b) [N, K2]. LoRA's term y += s·u·Bᵀ or
+// dx += du·A folded into the base product, so y / dx are read and written once.
+struct SecondTerm {
+  const Tensor& a;
+  const Tensor& b;
+  bool trans_b;
+  float alpha;
+};
+
+// C = alpha * op(A) · op(B) [+ second] + beta * C. A: f32 [M,K] (or [K,M] with trans_a); B: f32 or bf16
+// [K,N] (or [N,K] with trans_b); C: f32 [M,N]. Leading dims of A and C beyond 2 are flattened into M.
+void matmul(const Tensor& a, const Tensor& b, Tensor& c, bool trans_a, bool trans_b, float alpha, float beta,
+            const SecondTerm* second = nullptr);
 
 // y = x · Wᵀ
 void linear_forward(const Tensor& x, const Tensor& w, Tensor& y);

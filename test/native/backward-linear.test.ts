@@ -194,6 +194,39 @@ describe('loraLinearBackward', () => {
     expectGradClose('lora dW', read(dw), finiteDiff(loss, w, iw), iw, RTOL, [N, K]);
   });
 
+  // W bf16 without dropout: dx = dy·W + du·A in one pass (the LoRA term folded into the bf16 GEMM as an
+  // f32 second product). dx against the f32 path on the same (bf16-valued) weights: equal up to dy
+  // rounded to bf16 on the vdpbf16ps path; the LoRA part must be exact f32.
+  test.each([
+    [1, 9, 33, 4],
+    [130, 70, 47, 16],
+    [33, 64, 1000, 8],
+  ])('M=%i K=%i N=%i r=%i, W bf16: dx (base + folded LoRA term) as the f32 path on the same weights', (M, K, N, r) => {
+    const x = uniform(M * K, ++seed);
+    const w = bf16(uniform(N * K, ++seed), [N, K]);
+    const a = uniform(r * K, ++seed, -0.5, 0.5);
+    const b = uniform(N * r, ++seed, -0.5, 0.5);
+    const R = uniform(M * N, ++seed);
+    const cfg = { scale: 2, dropout: 0, seed: 1 };
+    const dxOf = (W: Tensor, dotOn: boolean) => {
+      setBf16Dot(dotOn);
+      try {
+        const X = f32(x, [M, K]);
+        const u = Tensor.empty('f32', [M, r]);
+        ops.loraLinearForward(X, W, f32(a, [r, K]), f32(b, [N, r]), cfg, Tensor.empty('f32', [M, N]), u);
+        const dx = nanTensor([M, K]);
+        ops.loraLinearBackward(f32(R, [M, N]), X, W, f32(a, [r, K]), f32(b, [N, r]), u, cfg, dx, Tensor.zeros([r, K]), Tensor.zeros([N, r]), null);
+        return read(dx);
+      } finally {
+        restoreDefaults();
+      }
+    };
+    const ref = dxOf(f32(w.values, [N, K]), true);
+    expectClose('dx, bf16 W widened', dxOf(w.t, false), ref, { rtol: 1e-5, scale: Math.max(...ref.map(Math.abs)) });
+    // du·A is f32 in both; dy·W differs by dy's bf16 rounding on the dot path
+    expectClose('dx, bf16 W on the dot path', dxOf(w.t, true), ref, { rtol: 1e-2, scale: Math.max(...ref.map(Math.abs)) });
+  });
+
   test('B = 0 (fresh LoRA init): dA = 0 but dB is not, and dx = dy·W', () => {
     const [M, K, N, r] = [9, 20, 11, 4];
     const x = uniform(M * K, 1);
