@@ -29,8 +29,12 @@ struct Kernels {
   void (*rmsnorm_backward)(const float* dy, const float* x, const float* w, const float* rstd, float* dx, float* dw,
                            int64_t N, int64_t C);
   // x, y: [BT, H, D] with positions [BT]; rotate_half convention; inverse = the transpose (backward).
-  void (*rope)(const float* x, float* y, const int32_t* pos, const float* inv_freq, int64_t BT, int64_t H, int64_t D,
-               bool inverse);
+  // cs: the rotation table [BT, D] of rope_table (cos | sin per row) or null (computed here).
+  void (*rope)(const float* x, float* y, const int32_t* pos, const float* inv_freq, const float* cs, int64_t BT,
+               int64_t H, int64_t D, bool inverse);
+  // cs [BT, D]: row t = cos(pos[t]·inv_freq) | sin(pos[t]·inv_freq) (D/2 each): what rope needs per row,
+  // computed once for the layers of a pass that share the positions.
+  void (*rope_table)(const int32_t* pos, const float* inv_freq, float* cs, int64_t BT, int64_t D);
   // h = silu(g) * u over n elements; backward overwrites dg, du.
   void (*swiglu_forward)(const float* g, const float* u, float* h, int64_t n);
   void (*swiglu_backward)(const float* dh, const float* g, const float* u, float* dg, float* du, int64_t n);

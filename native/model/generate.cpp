@@ -76,6 +76,8 @@ Tensor Llama::prefill(const Tensor& ids, const Tensor* lengths, int64_t capacity
   p.positions = view(ws.positions, {B, T});
   for (int64_t b = 0; b < B; ++b)
     for (int64_t t = 0; t < T; ++t) p.positions.data<int32_t>()[b * T + t] = static_cast<int32_t>(t);
+  p.rope = view(ws.rope, {N, cfg_.head_dim});
+  ops::rope_table(p.positions, cfg_.rope, p.rope);
   Tensor x0 = view(ws.res[0], {B, T, C});
   ops::embedding_forward(ids, embed_, x0);
   for (int64_t l = 0; l < L; ++l) {
@@ -139,6 +141,8 @@ Tensor Llama::decode_step(const Tensor& ids, const Tensor* slots) {
     p.positions.data<int32_t>()[r] = pos;
     p.start.data<int32_t>()[r] = pos;
   }
+  p.rope = view(ws.rope, {n, cfg_.head_dim});
+  ops::rope_table(p.positions, cfg_.rope, p.rope);
   Tensor x0 = view(ws.res[0], {n, C});
   ops::embedding_forward(ids, embed_, x0);
   for (int64_t l = 0; l < L; ++l) {

@@ -16,6 +16,7 @@ struct Llama::Pass {
   bool train = false;                // dropout applies
   uint64_t seed = 0;                 // the step's dropout seed
   bool attention_bf16 = false;       // StepOptions::attention_bf16
+  Tensor rope;                       // [N, head_dim]: rope_table of positions (set by Llama::rope_table)
   // decode: row r writes and reads cache slot slot(r) at position start[r]
   const Tensor* slots = nullptr;     // i32 [B] or null (row r uses slot r)
   Tensor start;                      // i32 [B]

@@ -91,6 +91,7 @@ Workspace& Llama::workspace(bool train, int64_t N, bool checkpointing) {
   w->xf = w->alloc(DType::F32, {N, C});
   w->rstdf = w->alloc(DType::F32, {N});
   w->positions = w->alloc(DType::I32, {N});
+  w->rope = w->alloc(DType::F32, {N, c.head_dim});
   w->start = w->alloc(DType::I32, {N});
   if (train) {
     w->dres = w->alloc(DType::F32, {N, C});
@@ -156,8 +157,8 @@ void Llama::layer_forward(int64_t l, const Pass& p, Workspace& ws, int64_t ai, c
   lin(Proj::K, hn, &k, false);
   lin(Proj::V, hn, &v, false);
   Tensor q4 = view(a.q, {B, T, Hq, D}), k4 = view(a.k, {B, T, Hkv, D}), v4 = view(a.v, {B, T, Hkv, D});
-  ops::rope_forward(q4, p.positions, c.rope, q4);
-  ops::rope_forward(k4, p.positions, c.rope, k4);
+  ops::rope_forward(q4, p.positions, c.rope, q4, &p.rope);
+  ops::rope_forward(k4, p.positions, c.rope, k4, &p.rope);
   Tensor att4 = view(a.att, {B, T, Hq, D});
   const float scale = 1.0f / std::sqrt(static_cast<float>(D));
   if (p.mode == Mode::Prefill || p.mode == Mode::Decode) {
@@ -248,8 +249,8 @@ void Llama::layer_backward(int64_t l, const Pass& p, Workspace& ws, int64_t ai, 
   Tensor dq4 = view(ws.dq, {B, T, Hq, D}), dk4 = view(ws.dk, {B, T, Hkv, D}), dv4 = view(ws.dv, {B, T, Hkv, D});
   const float scale = 1.0f / std::sqrt(static_cast<float>(D));
   ops::attention_backward(q4, k4, v4, p.segments, scale, true, att4, lse, datt4, dq4, dk4, dv4, p.attention_bf16);
-  ops::rope_backward(dq4, p.positions, c.rope, dq4);
-  ops::rope_backward(dk4, p.positions, c.rope, dk4);
+  ops::rope_backward(dq4, p.positions, c.rope, dq4, &p.rope);
+  ops::rope_backward(dk4, p.positions, c.rope, dk4, &p.rope);
   const bool qkv_trainable = L.proj[0].trainable() || L.proj[1].trainable() || L.proj[2].trainable();
   if (!need_dx && !qkv_trainable) return;
   Tensor rstd1 = view(a.rstd1, {N});
@@ -355,6 +356,8 @@ LossResult Llama::run_loss(const char* op, const Tensor& ids, const Tensor& targ
     p.positions = view(ws.positions, {B, T});
     default_positions(o.segments, B, T, p.positions.data<int32_t>());
   }
+  p.rope = view(ws.rope, {N, cfg_.head_dim});
+  ops::rope_table(p.positions, cfg_.rope, p.rope);
   p.train = train;
   p.attention_bf16 = o.attention_bf16;
   if (train) p.seed = o.has_seed ? o.seed : mix64(step_counter_++);
@@ -424,6 +427,8 @@ Tensor Llama::logits(const Tensor& ids, const StepOptions& o) {
     p.positions = view(ws.positions, {B, T});
     default_positions(o.segments, B, T, p.positions.data<int32_t>());
   }
+  p.rope = view(ws.rope, {N, cfg_.head_dim});
+  ops::rope_table(p.positions, cfg_.rope, p.rope);
   Tensor x0 = view(ws.res[0], {B, T, C});
   ops::embedding_forward(ids, embed_, x0);
   for (int64_t l = 0; l < L; ++l) {

@@ -34,6 +34,7 @@ struct Workspace {
   Tensor hn, hh, dropped;   // recomputed norm output [cap, C], SwiGLU output [cap, I], dropout(x) [cap, max in]
   Tensor xf, rstdf;         // final norm output [cap, C] and its rstd
   Tensor positions, start;  // i32 [cap], i32 [cap]
+  Tensor rope;              // [cap, head_dim]: the pass's rotation table (ops::rope_table)
   // gradients (train)
   Tensor dres, dtmp, dh, datt, dq, dk, dv, dg, du, dhh, dU;
   // the chunked vocabulary projection

@@ -50,14 +50,22 @@ void check_rope(const char* op, const RopeParams& p, const Tensor& x) {
   check::positive(op, "rope_scaling.factor (linear)", p.linear_factor);
 }
 
-void rope_apply(const char* op, const Tensor& x, const Tensor& pos, const RopeParams& p, Tensor& y, bool inverse) {
+void rope_apply(const char* op, const Tensor& x, const Tensor& pos, const RopeParams& p, Tensor& y, bool inverse,
+                const Tensor* table) {
   check_bthd(op, inverse ? "dy" : "x", x);
   check_rope(op, p, x);
   check_positions(op, pos, x);
   check::output(op, inverse ? "dx" : "y", y, DType::F32, x.shape);
+  if (table) {
+    f32_cpu(op, "table", *table);
+    check::shape(op, "table", *table, {x.dim(0) * x.dim(1), x.dim(3)});
+    kernels().rope(x.data<float>(), y.data<float>(), pos.data<int32_t>(), nullptr, table->data<float>(),
+                   x.dim(0) * x.dim(1), x.dim(2), x.dim(3), inverse);
+    return;
+  }
   std::vector<float> inv_freq(p.head_dim / 2);
   cpu::rope_inv_freq(p, inv_freq.data());
-  kernels().rope(x.data<float>(), y.data<float>(), pos.data<int32_t>(), inv_freq.data(), x.dim(0) * x.dim(1),
+  kernels().rope(x.data<float>(), y.data<float>(), pos.data<int32_t>(), inv_freq.data(), nullptr, x.dim(0) * x.dim(1),
                  x.dim(2), x.dim(3), inverse);
 }
 
@@ -114,12 +122,25 @@ void rmsnorm_backward(const Tensor& dy, const Tensor& x, const Tensor& w, const 
                              dw ? dw->data<float>() : nullptr, N, C);
 }
 
-void rope_forward(const Tensor& x, const Tensor& positions, const RopeParams& p, Tensor& y) {
-  rope_apply("rope_forward", x, positions, p, y, false);
+void rope_forward(const Tensor& x, const Tensor& positions, const RopeParams& p, Tensor& y, const Tensor* table) {
+  rope_apply("rope_forward", x, positions, p, y, false, table);
 }
 
-void rope_backward(const Tensor& dy, const Tensor& positions, const RopeParams& p, Tensor& dx) {
-  rope_apply("rope_backward", dy, positions, p, dx, true);
+void rope_backward(const Tensor& dy, const Tensor& positions, const RopeParams& p, Tensor& dx, const Tensor* table) {
+  rope_apply("rope_backward", dy, positions, p, dx, true, table);
+}
+
+void rope_table(const Tensor& positions, const RopeParams& p, Tensor& table) {
+  const char* op = "rope_table";
+  check::dtype(op, "positions", positions, {DType::I32});
+  check::cpu(op, "positions", positions);
+  if (p.head_dim < 2 || p.head_dim % 2 != 0) throw op_error(op, "head_dim " + std::to_string(p.head_dim) + " must be even");
+  check::positive(op, "theta", p.theta);
+  const int64_t BT = positions.numel();
+  check::output(op, "table", table, DType::F32, {BT, p.head_dim});
+  std::vector<float> inv_freq(p.head_dim / 2);
+  cpu::rope_inv_freq(p, inv_freq.data());
+  kernels().rope_table(positions.data<int32_t>(), inv_freq.data(), table.data<float>(), BT, p.head_dim);
 }
 
 void attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* segment, float scale,

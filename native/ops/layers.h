@@ -17,9 +17,13 @@ void rmsnorm_backward(const Tensor& dy, const Tensor& x, const Tensor& w, const 
 
 // x, y [B, T, H, D] (y may be x: in place), positions i32 [B, T]; Hugging Face rotate_half convention
 using RopeParams = cpu::RopeParams;
-void rope_forward(const Tensor& x, const Tensor& positions, const RopeParams& p, Tensor& y);
+// table: rope_table of the same positions and params (optional; saves the sines and cosines per call)
+void rope_forward(const Tensor& x, const Tensor& positions, const RopeParams& p, Tensor& y, const Tensor* table = nullptr);
 // dx = Rᵀ dy (the rotation's transpose); dx may be dy (in place)
-void rope_backward(const Tensor& dy, const Tensor& positions, const RopeParams& p, Tensor& dx);
+void rope_backward(const Tensor& dy, const Tensor& positions, const RopeParams& p, Tensor& dx,
+                   const Tensor* table = nullptr);
+// table [numel(positions), head_dim]: cos | sin of each position's angles, for the rope calls of a pass
+void rope_table(const Tensor& positions, const RopeParams& p, Tensor& table);
 
 // q [B, T, Hq, D], k/v [B, T, Hkv, D], segment i32 [B, T] or null; out [B, T, Hq, D], lse [B, Hq, T]
 // bf16: the tile products on bf16-rounded operands, f32 accumulation (cpu/attention.h)
