@@ -328,6 +328,8 @@ inline __m512 load_b16(const void* row, int64_t k, __mmask16 mk) {
     return _mm512_maskz_loadu_ps(mk, static_cast<const float*>(row) + k);
 }
 
+constexpr int64_t kDotPrefetch = 4 * 576 * 4;  // bytes ahead in each B row: the rows 4 ahead
+
 // C[i0:i0+MROWS, n0:n1]: MROWS (<= 4) rows of A against 4 rows of B at a time (16 accumulators).
 template <int MROWS, bool BF16>
 void dot_rows(const Problem& p, int64_t i0, int64_t n0, int64_t n1) {
@@ -345,6 +347,8 @@ void dot_rows(const Problem& p, int64_t i0, int64_t n0, int64_t n1) {
     for (int64_t k = 0; k < p.K; k += 16) {
       const __mmask16 mk = lanes(p.K - k);
       __m512 bv[4];
+      if ((k * esz) % 64 == 0)
+        for (int j = 0; j < 4; ++j) _mm_prefetch(static_cast<const char*>(brow[j]) + k * esz + kDotPrefetch, _MM_HINT_T0);
       for (int j = 0; j < 4; ++j) bv[j] = load_b16<BF16>(brow[j], k, mk);
       for (int i = 0; i < MROWS; ++i) {
         const __m512 av = _mm512_maskz_loadu_ps(mk, arow[i] + k);
