@@ -213,6 +213,58 @@ defmodule Starweave.FineTuneTest do
     assert {:ok, %{"version" => %{"id" => _}}} = FineTune.registry_register(%{source: "runs/r1"}, s)
   end
 
+  test "a killed sidecar mid-training: the caller is told, the supervisor restarts it, the run resumes from its checkpoint",
+       %{s: s, ws: ws, name: name} do
+    recs =
+      for i <- 1..12,
+          do: %{
+            messages: [
+              %{role: "user", content: "Which node owns shard #{i}?"},
+              %{role: "assistant", content: "Node #{rem(i, 3)} owns shard #{i}."}
+            ]
+          }
+
+    config = %{
+      name: "long",
+      model: %{dir: "models/tiny", generate: %{preset: "tiny", seed: 1}},
+      dataset: %{train: recs, heldout: Enum.take(recs, 2)},
+      lora: %{r: 4, lora_alpha: 8, target_modules: ["q_proj", "v_proj"]},
+      training: %{max_steps: 100_000, micro_batch: 2, max_seq_len: 64, lr: 0.005, seed: 3},
+      eval: %{every_steps: 1000},
+      checkpoint: %{every_steps: 2, keep_last: 2},
+      output: %{runs_dir: "runs", name: "long"}
+    }
+
+    File.write!(Path.join(ws, "long.json"), json(config))
+    os_pid = FineTune.os_pid(s)
+    assert {:ok, job} = FineTune.train_start(%{config: "long.json"}, s)
+    assert_receive {:starweave_finetune, ^job, %{event: "checkpoint"}}, 60_000
+    System.cmd("kill", ["-KILL", Integer.to_string(os_pid)])
+    assert_receive {:starweave_finetune, ^job, %{event: "sidecar_exited"}}, 10_000
+
+    assert wait_until(fn ->
+             pid = Process.whereis(name)
+             pid && Process.alive?(pid) && match?({:ok, _}, FineTune.ping(s))
+           end) == true
+
+    assert {:ok, job2} = FineTune.train_resume("runs/long", s)
+
+    assert_receive {:starweave_finetune, ^job2,
+                    %{event: "start", data: %{"resumedFromStep" => step, "runDir" => "runs/long"}}},
+                   60_000
+
+    assert step >= 2
+    assert_receive {:starweave_finetune, ^job2, %{event: "step", data: %{"step" => next}}}, 60_000
+    assert next > step
+    assert {:ok, %{"status" => "cancelling"}} = FineTune.train_cancel(job2, s)
+    # the run stops at a step boundary with a checkpoint: the job's result says so
+    assert_receive {:starweave_finetune, ^job2,
+                    %{event: "done", data: %{"status" => "cancelled", "checkpoint" => ck}}},
+                   60_000
+
+    assert is_binary(ck)
+  end
+
   # a run config file (Elixir 1.14 has no JSON encoder; no Hex packages here)
   defp json(m) when is_map(m),
     do: ["{", Enum.map_intersperse(m, ",", fn {k, v} -> [json(to_string(k)), ":", json(v)] end), "}"]

@@ -19,7 +19,7 @@ import { invalidParams, PortError, runConfigErrorPayload, toErrorPayload } from 
 import type { DataJobInput, DataJobMessage } from './data-worker.js';
 import type { Job } from './jobs.js';
 import type { CheckpointEvent, StartEvent } from '../train/runner.js';
-import { loadRunConfigFile, RunConfigError, type RunConfig } from '../train/config.js';
+import { loadRunConfigFile, parseRunConfig, RunConfigError, type RunConfig } from '../train/config.js';
 import type { Workspace } from './workspace.js';
 import type { ModelCache, LoadedModel } from './models.js';
 import { deployMethods } from './deploy.js';
@@ -79,9 +79,9 @@ const TrainStart = z.strictObject({
  * pings and other requests are served while it trains. Cancel (or the sidecar's input closing) stops it
  * at the next step boundary with a checkpoint, from which `starweave-ft train --resume RUN_DIR` continues.
  */
-async function runTrainingJob(config: RunConfig, job: Job, ctx: CallContext): Promise<unknown> {
-  const { startTraining } = await import('../train/runner.js');
-  const run = startTraining(config);
+async function runTrainingJob(what: { config: RunConfig } | { resume: string }, job: Job, ctx: CallContext): Promise<unknown> {
+  const { startTraining, resumeTraining } = await import('../train/runner.js');
+  const run = 'config' in what ? startTraining(what.config) : resumeTraining(what.resume);
   job.abort.signal.addEventListener('abort', () => run.cancel(), { once: true });
   job.onCheckpoint = async () => {
     run.cancel();
@@ -511,15 +511,37 @@ export const METHODS: Record<string, MethodSpec> = {
     ctx.workspace.resolve(config.model.dir, 'params.config: model.dir');
     ctx.workspace.resolve(config.output.runs_dir, 'params.config: output.runs_dir');
     if ('store' in config.dataset) ctx.workspace.resolve(config.dataset.store, 'params.config: dataset.store');
-    return (j) => runTrainingJob(config, j, ctx);
+    return (j) => runTrainingJob({ config }, j, ctx);
   }),
+  'train.resume': job(
+    'continues a training run from its latest checkpoint (a run the sidecar stopped when its input closed, or cancelled); the same events and result as train.start',
+    z.strictObject({ ...JobStart, run: z.string().min(1) }),
+    (p, ctx) => {
+      const runDir = ctx.workspace.resolve(p.run, 'params.run');
+      const file = join(runDir, 'config.json');
+      let config: RunConfig;
+      try {
+        config = parseRunConfig(JSON.parse(readFileSync(file, 'utf8')), { file, baseDir: runDir });
+      } catch (e) {
+        if (e instanceof RunConfigError) {
+          const payload = runConfigErrorPayload(e, (f) => ctx.workspace.relative(f), 'params.run');
+          throw new PortError(payload.code, payload.message, payload.details);
+        }
+        throw new PortError('not_found', `params.run: ${p.run} is not a training run folder (no readable config.json)`, { path: 'params.run', value: p.run });
+      }
+      // the run's own paths stay confined too
+      ctx.workspace.resolve(config.model.dir, 'params.run: config.json model.dir');
+      if ('store' in config.dataset) ctx.workspace.resolve(config.dataset.store, 'params.run: config.json dataset.store');
+      return (j) => runTrainingJob({ resume: runDir }, j, ctx);
+    },
+  ),
   'train.status': call('a training run: status, steps, losses, held-out evaluation, checkpoints', z.strictObject({ run: z.string().min(1) }), async (p, ctx) => {
     const { summarizeRun } = await import('../train/runs.js');
     return summarizeRun(ctx.workspace.resolve(p.run, 'params.run'));
   }),
   'train.cancel': call('stops a running training job at the next step boundary, leaving a checkpoint', z.strictObject({ job: z.string().min(1) }), (p, ctx) => {
     const j = ctx.jobs.get(p.job);
-    if (j.method !== 'train.start') throw new PortError('invalid_params', `job ${p.job} is a ${j.method} job, not a training run`, { path: 'params.job' });
+    if (j.method !== 'train.start' && j.method !== 'train.resume') throw new PortError('invalid_params', `job ${p.job} is a ${j.method} job, not a training run`, { path: 'params.job' });
     j.abort.abort();
     return { job: p.job, status: 'cancelling' };
   }),

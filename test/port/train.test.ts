@@ -65,5 +65,20 @@ test('train.cancel stops a run at a step boundary with a checkpoint; escaping pa
   const end = await c.nextWhere((m) => m.job === 't2' && ['done', 'failed', 'cancelled'].includes(String(m.event)), 60_000, skipped);
   const events = [...skipped, end].filter((m) => m.job === 't2');
   expect(events.some((m) => m.event === 'checkpoint')).toBe(true);
+  const runDir = (events.find((m) => m.event === 'start')!.data as { runDir: string }).runDir;
   expect(await c.close()).toBe(0);
+
+  // a new sidecar (the supervisor restarted it) resumes the run from its last checkpoint
+  const d = new SidecarClient(ws);
+  const s2: Msg[] = [];
+  expect(err(await d.call('train.resume', { run: 'examples' }))).toMatchObject({ code: 'not_found', details: { path: 'params.run' } });
+  expect((await d.call('train.resume', { job: 't3', credits: 1000, run: runDir }, s2)).result).toEqual({ job: 't3', status: 'running' });
+  const started = await d.nextWhere((m) => m.job === 't3' && ['start', 'failed'].includes(String(m.event)), 120_000, s2);
+  if (started.event !== 'start') throw new Error(JSON.stringify(started.data));
+  expect(started.data).toMatchObject({ runDir });
+  expect((started.data as { resumedFromStep: number }).resumedFromStep).toBeGreaterThanOrEqual(1);
+  await d.nextWhere((m) => m.job === 't3' && m.event === 'step', 120_000, s2);
+  expect((await d.call('train.cancel', { job: 't3' }, s2)).result).toEqual({ job: 't3', status: 'cancelling' });
+  await d.nextWhere((m) => m.job === 't3' && ['done', 'failed', 'cancelled'].includes(String(m.event)), 60_000, s2);
+  expect(await d.close()).toBe(0);
 }, 180_000);

@@ -184,11 +184,21 @@ defmodule Starweave.FineTune do
   @spec train_start(map, opts) :: result(String.t())
   def train_start(params, opts \\ []), do: start_job("train.start", params, opts)
 
+  @doc """
+  Continues a training run (its folder, e.g. the `"runDir"` of a `"start"` event) from its latest
+  checkpoint as a new job; the caller receives the same events as from `train_start/2`, the `"start"`
+  event with `"resumedFromStep"`. This is how a run survives a sidecar that died: the supervisor
+  restarts the sidecar, the run is resumed.
+  """
+  @spec train_resume(String.t(), opts) :: result(String.t())
+  def train_resume(run_dir, opts \\ []),
+    do: start_job("train.resume", with_job(%{"run" => run_dir}, opts), opts)
+
   @doc "A training run's status."
   @spec train_status(String.t(), opts) :: result(map)
   def train_status(run, opts \\ []), do: call("train.status", %{"run" => run}, opts)
 
-  @doc "Stops a running training job (its job id) at the next step boundary, after a checkpoint."
+  @doc "Stops a running training job (its job id) at the next step boundary, after a checkpoint: the job then ends with `\"done\"`, its result's `\"status\"` `\"cancelled\"`."
   @spec train_cancel(String.t(), opts) :: result(map)
   def train_cancel(job, opts \\ []), do: call("train.cancel", %{"job" => job}, opts)
 
