@@ -23,6 +23,7 @@ export const EXPORT_USAGE = `starweave-ft export (--run RUN_DIR | --adapter DIR 
   --out DIR            the output directory (created; must be empty unless --force)
   --dtype              weight precision (q8_0: GGUF formats only)
   --name NAME          general.name in GGUF files
+  --base-name ID       peft: base_model_name_or_path (default: the base directory), e.g. its hub id
   --separate-adapter   ollama: base.gguf + adapter.gguf (FROM + ADAPTER) instead of a merged model
   --ollama-template F  ollama: an Ollama Go template file, for chat formats not recognised
   --system TEXT        ollama: a SYSTEM prompt in the Modelfile
@@ -31,7 +32,7 @@ export const EXPORT_USAGE = `starweave-ft export (--run RUN_DIR | --adapter DIR 
 
 Every export writes ${EXPORT_MANIFEST}: format, precision, files with sizes and sha256, base model, source.`;
 
-const VALUE_FLAGS = ['--run', '--adapter', '--model', '--format', '--out', '--dtype', '--name', '--ollama-template', '--system'];
+const VALUE_FLAGS = ['--run', '--adapter', '--model', '--format', '--out', '--dtype', '--name', '--base-name', '--ollama-template', '--system'];
 const BOOL_FLAGS = ['--separate-adapter', '--json', '--force', '--help', '-h'];
 
 function parse(args: string[]): Map<string, string | true> {
@@ -77,6 +78,7 @@ export async function runExportCommand(args: string[]): Promise<number> {
     out,
     dtype: dtype as ExportDType | undefined,
     name: get('--name'),
+    baseModelName: get('--base-name'),
     ollamaTemplate: templateFile ? readFileSync(resolve(templateFile), 'utf8') : undefined,
     system: get('--system'),
     separateAdapter: f.has('--separate-adapter'),

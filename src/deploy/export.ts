@@ -31,6 +31,8 @@ export interface ExportOptions extends ExportSourceInput {
   dtype?: ExportDType;
   /** general.name of GGUF files (default: the base directory's name) */
   name?: string;
+  /** peft: base_model_name_or_path to write (default: the base model directory), e.g. the hub id it came from */
+  baseModelName?: string;
   /** ollama: an Ollama Go template instead of the one recognised from the chat template */
   ollamaTemplate?: string;
   /** ollama: SYSTEM text */
@@ -73,7 +75,7 @@ export async function exportModel(opts: ExportOptions): Promise<ExportManifest> 
     switch (opts.format) {
       case 'peft': {
         const dtype = (opts.dtype ?? 'f32') as 'f32' | 'f16' | 'bf16';
-        const names = await writeLoraAdapter(out, adapter!, { baseModel: source.baseDir, dtype });
+        const names = await writeLoraAdapter(out, adapter!, { baseModel: opts.baseModelName ?? source.baseDir, dtype });
         written.push({ path: names[0], role: 'adapter config' }, { path: names[1], role: 'adapter weights', tensorTypes: { [dtype.toUpperCase()]: adapter!.tensors.size } });
         precision = dtype;
         break;

@@ -58,7 +58,7 @@ test('--help', () => {
 
 test('peft from a run: the adapter loads into a model with the run adapter\'s logits; prints precision and sizes', () => {
   const dir = join(out, 'peft');
-  const r = run(['--run', runDir, '--format', 'peft', '--out', dir, '--dtype', 'bf16']);
+  const r = run(['--run', runDir, '--format', 'peft', '--out', dir, '--dtype', 'bf16', '--base-name', 'HuggingFaceTB/SmolLM2-135M']);
   expect(r.stderr).toBe('');
   expect(r.status).toBe(0);
   expect(r.stdout).toMatch(/^precision bf16/m);
@@ -66,6 +66,7 @@ test('peft from a run: the adapter loads into a model with the run adapter\'s lo
   const m = checkManifest(dir, 'peft');
   expect(m.precision).toBe('bf16');
   expect(m.source).toEqual({ run: runDir, adapter: join(runDir, 'adapter') });
+  expect(JSON.parse(readFileSync(join(dir, 'adapter_config.json'), 'utf8')).base_model_name_or_path).toBe('HuggingFaceTB/SmolLM2-135M');
   expect(m.lora).toMatchObject({ r: 4, loraAlpha: 8, targetModules: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'] });
   const files = loadModelFiles(modelDir);
   const a = LlamaModel.fromFiles(files);
