@@ -58,6 +58,8 @@ export interface Preflight {
   /** one measured warm-up micro-batch (forward + backward) */
   warmupMicroBatchSeconds: number;
   estimatedSeconds: number;
+  /** training.attention_precision resolved ('auto': the base weights' precision) */
+  attentionPrecision: 'f32' | 'bf16';
 }
 
 export interface StepEvent {
@@ -270,12 +272,12 @@ function countSteps(c: RunConfig, loader: DataLoader): number {
   return Math.max(1, Math.ceil(micro / t.grad_accum));
 }
 
-async function evaluate(model: LlamaModel, loader: DataLoader | null): Promise<{ loss: number; perplexity: number; tokens: number } | null> {
+async function evaluate(model: LlamaModel, loader: DataLoader | null, attentionPrecision: 'f32' | 'bf16'): Promise<{ loss: number; perplexity: number; tokens: number } | null> {
   if (!loader) return null;
   let sum = 0;
   let tokens = 0;
   for (const b of loader.all()) {
-    const r = await model.evalLoss(b);
+    const r = await model.evalLoss(b, { attentionPrecision });
     sum += r.lossSum;
     tokens += r.tokens;
   }
@@ -333,6 +335,9 @@ async function runTraining(job: TrainingJob, input: RunConfigInput | RunConfig |
   const totalSteps = countSteps(c, loader);
 
   const model = LlamaModel.fromFiles(files);
+  // 'auto': the base's precision (any bf16 matrix weight)
+  const attentionPrecision: 'f32' | 'bf16' =
+    t.attention_precision !== 'auto' ? t.attention_precision : [...files.weights.values()].some((w) => w.dtype === 'bf16' && w.shape.length === 2) ? 'bf16' : 'f32';
   try {
     model.addLora({
       r: c.lora.r,
@@ -391,7 +396,7 @@ async function runTraining(job: TrainingJob, input: RunConfigInput | RunConfig |
     const trainable = Object.values(model.adapterState('param')).reduce((s, v) => s + v.data.length, 0);
     const first = makeBatch(train.examples, loader.epochPlan(0)[0], padId, t.packing);
     const w0 = performance.now();
-    await model.trainStep(first, { seed: 0, checkpointing: t.activation_checkpointing });
+    await model.trainStep(first, { seed: 0, checkpointing: t.activation_checkpointing, attentionPrecision });
     const warm = (performance.now() - w0) / 1000;
     model.zeroGrad();
     const mem = model.memory();
@@ -402,6 +407,7 @@ async function runTraining(job: TrainingJob, input: RunConfigInput | RunConfig |
     const categoryMix: Record<string, number> = {};
     for (const rows of plan0) for (const r of rows) for (const i of r) categoryMix[train.examples[i].category ?? '(none)'] = (categoryMix[train.examples[i].category ?? '(none)'] ?? 0) + 1;
     const preflight: Preflight = {
+      attentionPrecision,
       trainableParameters: trainable,
       trainableBytes: mem.trainableBytes,
       baseWeightBytes: mem.baseWeightBytes,
@@ -451,7 +457,7 @@ async function runTraining(job: TrainingJob, input: RunConfigInput | RunConfig |
     };
     // returns true when early stopping says stop
     const doEval = async (): Promise<boolean> => {
-      const r = await evaluate(model, evalLoader);
+      const r = await evaluate(model, evalLoader, attentionPrecision);
       if (!r) return false;
       evals.push({ step: state.step, loss: r.loss, perplexity: r.perplexity });
       let extra: Record<string, number> = {};
@@ -490,7 +496,7 @@ async function runTraining(job: TrainingJob, input: RunConfigInput | RunConfig |
       let tokens = 0;
       let rowsTokens = 0;
       for (let k = 0; k < micro.length; k++) {
-        const r = await model.trainStep(micro[k], { seed: mixSeed(t.seed, step, k), lossDenominator: Math.max(1, denom), checkpointing: t.activation_checkpointing });
+        const r = await model.trainStep(micro[k], { seed: mixSeed(t.seed, step, k), lossDenominator: Math.max(1, denom), checkpointing: t.activation_checkpointing, attentionPrecision });
         lossSum += r.lossSum;
         tokens += r.tokens;
         rowsTokens += micro[k].batch * micro[k].seqLen;

@@ -2,7 +2,7 @@
 // events, cancel, non-finite steps, early stopping, checkpoints kept.
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { Tensor } from '../../bindings/index.js';
+import { Tensor, nativeInfo } from '../../bindings/index.js';
 import { startTraining, resumeTraining, type TrainingEvent } from '../../src/train/runner.js';
 import { readMetrics } from '../../src/train/runs.js';
 import { baseConfig } from './fixtures.js';
@@ -45,6 +45,17 @@ describe('training runs', () => {
     // another seed: other losses
     const c = await startTraining(await baseConfig({ training: { seed: 8 } })).done;
     expect(c.losses).not.toEqual(a.losses);
+  });
+
+  test("training.attention_precision: 'auto' follows the base's dtype; 'bf16' trains with the f32 losses within bf16 rounding", async () => {
+    const a = await startTraining(await baseConfig()).done;
+    const b = await startTraining(await baseConfig({ training: { attention_precision: 'bf16' } })).done;
+    const pre = (dir: string) => JSON.parse(readFileSync(join(dir, 'run.json'), 'utf8')).preflight;
+    expect(pre(a.runDir).attentionPrecision).toBe('f32'); // the tiny preset is f32
+    expect(pre(b.runDir).attentionPrecision).toBe('bf16');
+    for (let i = 0; i < a.losses.length; i++) expect(Math.abs(b.losses[i] - a.losses[i])).toBeLessThan(1e-2 * Math.abs(a.losses[i]));
+    const info = nativeInfo().isa;
+    if (info.active === 'avx512' && info.avx512bf16) expect(b.losses).not.toEqual(a.losses);
   });
 
   test('held-out loss falls over a longer run', async () => {
