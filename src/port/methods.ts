@@ -432,6 +432,8 @@ export const METHODS: Record<string, MethodSpec> = {
     pid: process.pid,
     workspace: ctx.workspace.root,
     limits: ctx.settings,
+    /** models held for generate / eval.run (by model and adapter folder) and the jobs using them */
+    models: ctx.models.list().map((m) => ({ model: ctx.workspace.relative(m.dir), adapter: m.adapter && ctx.workspace.relative(m.adapter), users: m.users })),
     native: await nativeFacts(),
     methods: Object.fromEntries(Object.entries(METHODS).map(([name, m]) => [name, m.kind === 'pending' ? { kind: 'pending', issue: m.issue } : { kind: m.kind }])),
   })),

@@ -101,6 +101,9 @@ test('generate streams one token event per token: the library\'s greedy tokens f
   const d2 = await c.nextWhere((m) => m.job === 'g2' && ['done', 'failed'].includes(String(m.event)), 60_000, skipped);
   expect(d2.event).toBe('done');
   expect((d2.data as { newTokens: number }).newTokens).toBe(4);
+  // both stay loaded for the next request
+  const v = (await c.call('version', {}, skipped)).result as { models: { model: string; adapter: string | null; users: number }[] };
+  expect(v.models).toEqual(expect.arrayContaining([{ model: 'tiny', adapter: 'adapter', users: 0 }, { model: 'tiny', adapter: null, users: 0 }]));
   expect(await c.close()).toBe(0);
 }, 120_000);
 
