@@ -33,6 +33,8 @@ const ExportParams = z
     dtype: z.enum(EXPORT_DTYPES as [ExportDType, ...ExportDType[]]).optional(),
     /** GGUF general.name */
     name: z.string().min(1).optional(),
+    /** peft: the base_model_name_or_path to write (default: the base model folder), e.g. its hub id */
+    baseModelName: z.string().min(1).optional(),
     /** ollama: an Ollama Go template instead of the one recognised from the chat template */
     ollamaTemplate: z.string().min(1).optional(),
     /** ollama: SYSTEM text */
@@ -49,7 +51,7 @@ const ExportParams = z
   })
   .superRefine((p, c) => {
     const onnxOnly = (['precision', 'opset', 'externalData'] as const).filter((k) => p[k] !== undefined);
-    const ggufOnly = (['dtype', 'name', 'ollamaTemplate', 'system', 'separateAdapter', 'force'] as const).filter((k) => p[k] !== undefined);
+    const ggufOnly = (['dtype', 'name', 'baseModelName', 'ollamaTemplate', 'system', 'separateAdapter', 'force'] as const).filter((k) => p[k] !== undefined);
     if (p.format === 'onnx') for (const k of ggufOnly) c.addIssue({ code: 'custom', path: [k], message: `not an option of the onnx export (its options: precision, opset, externalData)` });
     else for (const k of onnxOnly) c.addIssue({ code: 'custom', path: [k], message: `an option of the onnx export only` });
     if (p.run && p.adapter) c.addIssue({ code: 'custom', path: ['adapter'], message: 'give run or adapter, not both' });
@@ -77,7 +79,7 @@ async function runExport(p: ExportParams, job: Job, ctx: CallContext): Promise<u
     const { resolveExportSource } = await import('../deploy/source.js');
     // a run's base model (its config's model.dir) must be in the workspace too
     ws.resolve(resolveExportSource(src).baseDir, 'params.model');
-    manifest = await exportModel({ ...src, out, format: p.format, dtype: p.dtype, name: p.name, ollamaTemplate: p.ollamaTemplate, system: p.system, separateAdapter: p.separateAdapter, force: p.force });
+    manifest = await exportModel({ ...src, out, format: p.format, dtype: p.dtype, name: p.name, baseModelName: p.baseModelName, ollamaTemplate: p.ollamaTemplate, system: p.system, separateAdapter: p.separateAdapter, force: p.force });
   }
   return { ...(manifest as object), dir: ws.relative(out) };
 }

@@ -2,7 +2,7 @@
 // src/deploy/): an adapter exported as PEFT comes back tensor for tensor, a merged export is a model
 // folder the loader reads; the exported adapter registered, promoted to a channel, served through it,
 // counted by the channel's monitor, rolled back; bad params and escaping paths name the field.
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadModelFiles } from '../../src/model/files.js';
@@ -60,7 +60,7 @@ async function job(c: SidecarClient, method: string, params: Record<string, unkn
 
 test('export: PEFT comes back tensor for tensor; merged is a model folder the loader reads; bad params and paths are refused', async () => {
   const c = start();
-  const peft = await job(c, 'export', { format: 'peft', adapter: 'adapters/a1', model: 'tiny', out: 'exports/peft' });
+  const peft = await job(c, 'export', { format: 'peft', adapter: 'adapters/a1', model: 'tiny', out: 'exports/peft', baseModelName: 'starweave/tiny' });
   if (peft.event !== 'done') throw new Error(JSON.stringify(peft));
   const m = peft.data as { export: string; dir: string; files: { path: string; sha256: string }[] };
   expect(m).toMatchObject({ export: 'peft', dir: join('exports', 'peft') });
@@ -68,6 +68,7 @@ test('export: PEFT comes back tensor for tensor; merged is a model folder the lo
   const a = readPeftAdapter(join(ws, 'adapters', 'a1'));
   const b = readPeftAdapter(join(ws, 'exports', 'peft'));
   expect([...b.tensors.keys()].sort()).toEqual([...a.tensors.keys()].sort());
+  expect(JSON.parse(readFileSync(join(ws, 'exports', 'peft', 'adapter_config.json'), 'utf8')).base_model_name_or_path).toBe('starweave/tiny');
   for (const [k, t] of a.tensors) expect(Buffer.compare(Buffer.from(b.tensors.get(k)!.data.buffer), Buffer.from(t.data.buffer))).toBe(0);
 
   const merged = await job(c, 'export', { format: 'merged', adapter: 'adapters/a1', model: 'tiny', out: 'exports/merged', dtype: 'f32' });

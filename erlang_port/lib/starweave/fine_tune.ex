@@ -277,7 +277,7 @@ defmodule Starweave.FineTune do
     * `"out"` - the output folder (must be empty unless `"force" => true`)
     * `"run"` (a training run folder) or `"adapter"` (a PEFT adapter folder), and/or `"model"` (the base model)
     * `"dtype"` - `"f32"`, `"f16"`, `"bf16"` (and `"q8_0"` for the GGUF formats)
-    * GGUF / Ollama: `"name"`, `"ollamaTemplate"`, `"system"`, `"separateAdapter"`
+    * GGUF / Ollama: `"name"`, `"ollamaTemplate"`, `"system"`, `"separateAdapter"`; PEFT: `"baseModelName"`
     * ONNX: `"precision"` (`"f32"` or `"int8"`), `"opset"` (17 or 23), `"externalData"`
 
       {:ok, %{"files" => files}} =
