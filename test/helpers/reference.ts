@@ -2,6 +2,7 @@
 // by the forward tests (compare) and by the backward tests (finite differences of these functions).
 // Scalars that the addon takes as f32 (scale, eps, p, lr, ...) are rounded with Math.fround first, so
 // the reference computes the same function, only in f64.
+import { dot } from './numeric.js';
 
 export type F64 = Float64Array;
 
@@ -394,4 +395,35 @@ export function clipRef(grads: F64[], maxNorm: number): number {
   const coef = maxNorm / (norm + 1e-6);
   if (coef < 1) for (const g of grads) for (let i = 0; i < g.length; i++) g[i] *= coef;
   return norm;
+}
+
+/**
+ * L = Σ attention(q, k, v) ∘ R as a function of a perturbed element index, for finite differences of dq
+ * (lossQ: index into q) and dk / dv (lossKV: index into k or v): only the batch and heads the element
+ * feeds are evaluated (the rest cancels in the difference).
+ */
+export function attentionLosses(
+  q: ArrayLike<number>,
+  k: ArrayLike<number>,
+  v: ArrayLike<number>,
+  s: AttnShape,
+  segment: ArrayLike<number> | null,
+  scale: number,
+  causal: boolean,
+  R: ArrayLike<number>,
+): { lossQ: (i: number) => number; lossKV: (i: number) => number } {
+  const { T, Hq, Hkv, D } = s;
+  const G = Hq / Hkv;
+  return {
+    lossQ: (i) => {
+      const b = Math.floor(i / (T * Hq * D));
+      const h = Math.floor(i / D) % Hq;
+      return dot(attentionRef(q, k, v, s, segment, scale, causal, { b, h0: h, h1: h + 1 }).out, R);
+    },
+    lossKV: (i) => {
+      const b = Math.floor(i / (T * Hkv * D));
+      const g = Math.floor(i / D) % Hkv;
+      return dot(attentionRef(q, k, v, s, segment, scale, causal, { b, h0: g * G, h1: (g + 1) * G }).out, R);
+    },
+  };
 }

@@ -4,8 +4,8 @@
 // without AVX512-BF16 (or with the bf16 dot products switched off) the flag must fall back to exactly the
 // f32 kernel.
 import { Tensor, ops, nativeInfo, setBf16Dot } from '../../bindings/index.js';
-import { expectClose, expectEqual, finiteDiff, dot, uniform, randInts, sampleIndices, maxAbs } from '../helpers/numeric.js';
-import { attentionRef } from '../helpers/reference.js';
+import { expectClose, expectEqual, finiteDiff, uniform, randInts, sampleIndices, maxAbs } from '../helpers/numeric.js';
+import { attentionRef, attentionLosses } from '../helpers/reference.js';
 import type { AttnShape } from '../helpers/reference.js';
 import { f32, i32, read, nanTensor } from '../helpers/tensors.js';
 
@@ -69,17 +69,7 @@ describe('attention with bf16 products', () => {
       // the bf16 path really ran: not bit-identical to the f32 kernel (except the trivial T = 1 row)
       if (T > 1) expect(got.out.some((x, i) => x !== f32run.out[i])).toBe(true);
 
-      const G = Hq / Hkv;
-      const lossQ = (i: number) => {
-        const b = Math.floor(i / (T * Hq * D));
-        const h = Math.floor(i / D) % Hq;
-        return dot(attentionRef(q, k, v, s, seg, scale, causal, { b, h0: h, h1: h + 1 }).out, R);
-      };
-      const lossKV = (i: number) => {
-        const b = Math.floor(i / (T * Hkv * D));
-        const g = Math.floor(i / D) % Hkv;
-        return dot(attentionRef(q, k, v, s, seg, scale, causal, { b, h0: g * G, h1: (g + 1) * G }).out, R);
-      };
+      const { lossQ, lossKV } = attentionLosses(q, k, v, s, seg, scale, causal, R);
       const check = (name: string, g: Float64Array, f32g: Float64Array, x: Float64Array, loss: (i: number) => number) => {
         const idx = sampleIndices(x.length, 12, ++seed);
         const fd = finiteDiff(loss, x, idx);

@@ -13,7 +13,7 @@ import {
   rmsnormRef,
   ropeInvFreqRef,
   ropeRef,
-  attentionRef,
+  attentionLosses,
   swigluRef,
   embeddingRef,
   crossEntropyRef,
@@ -151,18 +151,7 @@ describe('attentionBackward', () => {
     const v = uniform(B * T * Hkv * D, ++seed);
     const R = uniform(B * T * Hq * D, ++seed);
     const seg = segmented ? segments(B, T, T === 67 ? -seed : ++seed) : null;
-    // only the batch / heads that the perturbed element feeds are evaluated (the rest cancels)
-    const G = Hq / Hkv;
-    const lossQ = (i: number) => {
-      const b = Math.floor(i / (T * Hq * D));
-      const h = Math.floor(i / D) % Hq;
-      return dot(attentionRef(q, k, v, s, seg, scale, causal, { b, h0: h, h1: h + 1 }).out, R);
-    };
-    const lossKV = (i: number) => {
-      const b = Math.floor(i / (T * Hkv * D));
-      const g = Math.floor(i / D) % Hkv;
-      return dot(attentionRef(q, k, v, s, seg, scale, causal, { b, h0: g * G, h1: (g + 1) * G }).out, R);
-    };
+    const { lossQ, lossKV } = attentionLosses(q, k, v, s, seg, scale, causal, R);
 
     const Q = f32(q, [B, T, Hq, D]);
     const K = f32(k, [B, T, Hkv, D]);
