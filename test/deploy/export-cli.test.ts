@@ -8,13 +8,15 @@ import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, wri
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gguf } from '@huggingface/gguf';
+import { getLlama, LlamaLogLevel } from 'node-llama-cpp';
+import type { Token } from 'node-llama-cpp';
 import { startTraining } from '../../src/train/runner.js';
 import { loadModelFiles } from '../../src/model/files.js';
 import { LlamaModel } from '../../src/model/native-model.js';
 import { applyLoraAdapter, readPeftAdapter } from '../../src/deploy/peft.js';
 import type { ExportManifest } from '../../src/deploy/manifest.js';
 import { baseConfig, tmp } from '../train/fixtures.js';
-import { logitsOf, maxAbsDiff } from './helpers.js';
+import { logitsOf, maxAbsDiff, softmax } from './helpers.js';
 
 const repo = fileURLToPath(new URL('../..', import.meta.url));
 const cli = join(repo, 'dist', 'src', 'cli', 'main.js');
@@ -121,6 +123,48 @@ test('merged, gguf, gguf-adapter and ollama from an adapter directory', async ()
     const named = [...text.matchAll(/^(?:FROM|ADAPTER) \.\/(\S+)$/gm)].map((x) => x[1]);
     expect(named).toEqual(separate ? ['base.gguf', 'adapter.gguf'] : ['model.gguf']);
     for (const f of named) expect(existsSync(join(o, f))).toBe(true);
+  }
+});
+
+test('the trained model in Ollama\'s files: llama.cpp on model.gguf, and on base.gguf + adapter.gguf, predicts as the run', async () => {
+  const llama = await getLlama({ gpu: false, build: 'never', logLevel: LlamaLogLevel.error });
+  const files = loadModelFiles(modelDir);
+  const model = LlamaModel.fromFiles(files);
+  try {
+    applyLoraAdapter(model, readPeftAdapter(join(runDir, 'adapter'), { base: files.config }));
+    const ids = files.tokenizer!.encodeChat([{ role: 'user', content: 'What is GenServer used for in STARWEAVE?' }]);
+    const V = files.config.vocabSize;
+    const ours = softmax(logitsOf(model, ids).subarray((ids.length - 1) * V));
+    const base = LlamaModel.fromFiles(files);
+    const plain = softmax(logitsOf(base, ids).subarray((ids.length - 1) * V));
+    base.dispose();
+    // the run's adapter moves the prediction far more than the engines differ
+    expect(Math.max(...Array.from(ours, (p, i) => Math.abs(Math.log(p) - Math.log(plain[i]))))).toBeGreaterThan(2e-2);
+    for (const [dir, gguf, lora] of [
+      ['ollama-false', 'model.gguf', null],
+      ['ollama-true', 'base.gguf', 'adapter.gguf'],
+    ] as const) {
+      const m = await llama.loadModel({ modelPath: join(out, dir, gguf) });
+      const ctx = await m.createContext({ contextSize: 128, ...(lora ? { lora: { adapters: [{ filePath: join(out, dir, lora) }] } } : {}) });
+      try {
+        const toks = ids as Token[];
+        const res = await ctx.getSequence().controlledEvaluate([
+          ...toks.slice(0, -1),
+          [toks[toks.length - 1], { generateNext: { probabilities: true, options: { temperature: 1, topK: 0, topP: 1, minP: 0 } } }],
+        ]);
+        const probs = res[res.length - 1]!.next.probabilities!;
+        let d = 0;
+        for (let i = 0; i < V; i++) d = Math.max(d, Math.abs(Math.log(probs.get(i as Token) ?? 0) - Math.log(ours[i])));
+        expect(d).toBeLessThan(2e-3); // f16 weights
+      } finally {
+        await ctx.dispose();
+        await m.dispose();
+      }
+    }
+  } finally {
+    model.dispose();
+    files.release();
+    await llama.dispose();
   }
 });
 
