@@ -206,3 +206,29 @@ test('eval.run on a dataset version\'s held-out split built through the port', a
   expect(err(await c.call('eval.run', { model: 'tiny', data: { store: 'store', version: 'nope' } }))).toMatchObject({ code: 'data_error' });
   expect(await c.close()).toBe(0);
 }, 180_000);
+
+test('generations on one model take turns (its KV cache is one job\'s at a time): concurrent results equal sequential ones', async () => {
+  const c = start();
+  const skipped: Msg[] = [];
+  const prompts = ['The supervisor restarts', 'A GenServer holds', 'ETS tables are'];
+  const run = async (job: string, prompt: string) => {
+    await c.call('generate', { job, credits: 1000, model: 'tiny', adapter: 'adapter', prompt, maxNewTokens: 12, stopTokenIds: [] }, skipped);
+  };
+  const result = async (job: string) => {
+    const d = await c.nextWhere((m) => m.job === job && ['done', 'failed'].includes(String(m.event)), 60_000, skipped);
+    if (d.event !== 'done') throw new Error(JSON.stringify(d.data));
+    return (d.data as { tokens: number[] }).tokens;
+  };
+  const sequential: number[][] = [];
+  for (const [i, p] of prompts.entries()) {
+    await run(`s${i}`, p);
+    sequential.push(await result(`s${i}`));
+  }
+  // the three start at once (each start is answered at once; the test client reads one frame at a time)
+  for (const [i, p] of prompts.entries()) await run(`c${i}`, p);
+  const concurrent: number[][] = [];
+  for (const i of prompts.keys()) concurrent.push(await result(`c${i}`));
+  expect(concurrent).toEqual(sequential);
+  expect(new Set(sequential.map((t) => t.join(','))).size).toBe(3);
+  expect(await c.close()).toBe(0);
+}, 120_000);
