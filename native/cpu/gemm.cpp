@@ -103,7 +103,7 @@ Variant pick_variant(const Problem& p) {
     case Isa::Avx512:
       // A few rows against a transposed weight (token-by-token generation): dot products of
       // contiguous rows, nothing packed.
-      if (p.M <= 4 && !p.trans_a && p.trans_b) return variant_avx512_dot(p.b_bf16);
+      if (p.M <= 4 && !p.trans_a && p.trans_b) return variant_avx512_dot(p.b_bf16, use_avx512_bf16());
       // N <= 16 (LoRA rank): a 16-wide tile wastes nothing, and A is read in place. Each A element
       // feeds only N multiply-adds, so rounding A to bf16 for vdpbf16ps would cost more than it
       // saves: a bf16 B takes the f32 path here too (widened while packing).

@@ -365,8 +365,127 @@ void dot_rows(const Problem& p, int64_t i0, int64_t n0, int64_t n1) {
   }
 }
 
+// The same with vdpbf16ps (bf16 B, AVX512-BF16): the A rows rounded to bf16 once per call (as the
+// blocked bf16 kernel rounds A while packing), then one vdpbf16ps per 32 weights and row of A; the
+// widening of B to f32 (two shuffles per 16 weights) was the bound of the bf16 decode, not memory.
+template <int MROWS>
+void dot_rows_dp(const Problem& p, const uint16_t* abf, int64_t ka, int64_t i0, int64_t n0, int64_t n1) {
+  const uint16_t* Bbase = static_cast<const uint16_t*>(p.B);
+  for (int64_t n = n0; n < n1; n += 4) {
+    const int nb = static_cast<int>(std::min<int64_t>(4, n1 - n));
+    const uint16_t* brow[4];
+    for (int j = 0; j < 4; ++j) brow[j] = Bbase + (n + std::min(j, nb - 1)) * p.ldb;  // clamp: no overread
+    __m512 acc[MROWS][4];
+    for (int i = 0; i < MROWS; ++i)
+      for (int j = 0; j < 4; ++j) acc[i][j] = _mm512_setzero_ps();
+    for (int64_t k = 0; k < p.K; k += 32) {
+      const int64_t left = p.K - k;
+      const __mmask32 mk = left >= 32 ? __mmask32(0xffffffffu) : __mmask32((1u << left) - 1);
+      __m512bh bv[4];
+      for (int j = 0; j < 4; ++j) {
+        _mm_prefetch(reinterpret_cast<const char*>(brow[j] + k) + kDotPrefetch, _MM_HINT_T0);
+        bv[j] = (__m512bh)_mm512_maskz_loadu_epi16(mk, brow[j] + k);
+      }
+      for (int i = 0; i < MROWS; ++i) {
+        const __m512bh av = (__m512bh)_mm512_loadu_si512(abf + (i0 + i) * ka + k);  // zero padded to ka
+        for (int j = 0; j < 4; ++j) acc[i][j] = _mm512_dpbf16_ps(acc[i][j], av, bv[j]);
+      }
+    }
+    for (int i = 0; i < MROWS; ++i) {
+      float* c = p.C + (i0 + i) * p.ldc + n;
+      for (int j = 0; j < nb; ++j) {
+        const float d = p.alpha * _mm512_reduce_add_ps(acc[i][j]);
+        c[j] = p.beta == 0.f ? d : d + p.beta * c[j];
+      }
+    }
+  }
+}
+
+// One row of A (batch-1 decode): B rows one after another, each streamed in 128-weight steps with four
+// accumulators, so the weights are read as one sequential stream.
+void dot_row1_dp(const Problem& p, const uint16_t* a, int64_t i0, int64_t n0, int64_t n1) {
+  const uint16_t* Bbase = static_cast<const uint16_t*>(p.B);
+  const int64_t K = p.K, K128 = K / 128 * 128;
+  float* c = p.C + i0 * p.ldc;
+  for (int64_t n = n0; n < n1; ++n) {
+    const uint16_t* b = Bbase + n * p.ldb;
+    __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps(), s2 = _mm512_setzero_ps(), s3 = _mm512_setzero_ps();
+    int64_t k = 0;
+    for (; k < K128; k += 128) {
+      _mm_prefetch(reinterpret_cast<const char*>(b + k) + kDotPrefetch, _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(b + k) + kDotPrefetch + 64, _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(b + k) + kDotPrefetch + 128, _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(b + k) + kDotPrefetch + 192, _MM_HINT_T0);
+      s0 = _mm512_dpbf16_ps(s0, (__m512bh)_mm512_loadu_si512(a + k), (__m512bh)_mm512_loadu_si512(b + k));
+      s1 = _mm512_dpbf16_ps(s1, (__m512bh)_mm512_loadu_si512(a + k + 32), (__m512bh)_mm512_loadu_si512(b + k + 32));
+      s2 = _mm512_dpbf16_ps(s2, (__m512bh)_mm512_loadu_si512(a + k + 64), (__m512bh)_mm512_loadu_si512(b + k + 64));
+      s3 = _mm512_dpbf16_ps(s3, (__m512bh)_mm512_loadu_si512(a + k + 96), (__m512bh)_mm512_loadu_si512(b + k + 96));
+    }
+    for (; k < K; k += 32) {
+      const int64_t left = K - k;
+      const __mmask32 mk = left >= 32 ? __mmask32(0xffffffffu) : __mmask32((1u << left) - 1);
+      s0 = _mm512_dpbf16_ps(s0, (__m512bh)_mm512_loadu_si512(a + k), (__m512bh)_mm512_maskz_loadu_epi16(mk, b + k));
+    }
+    const float d = p.alpha * _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3)));
+    c[n] = p.beta == 0.f ? d : d + p.beta * c[n];
+  }
+}
+
+void dot_block_dp(const Problem& p, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
+  // A rows m0..m1 in bf16 (nearest even), each padded with zeros to a multiple of 32 (this thread's copy)
+  const int64_t ka = round_up(p.K, 32);
+  uint16_t* abf = static_cast<uint16_t*>(thread_scratch(0, sizeof(uint16_t) * (m1 - m0) * ka));
+  for (int64_t i = m0; i < m1; ++i)
+    for (int64_t k = 0; k < ka; k += 32) {
+      const float* a = p.A + i * p.lda + k;
+      const __m512 lo = _mm512_maskz_loadu_ps(lanes(p.K - k), a);
+      const __m512 hi = _mm512_maskz_loadu_ps(lanes(p.K - k - 16), a + 16);
+      _mm512_storeu_si512(abf + (i - m0) * ka + k, (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
+    }
+  const uint16_t* rows = abf - m0 * ka;  // indexed by the absolute row
+  if (m1 - m0 == 1) return dot_row1_dp(p, rows + m0 * ka, m0, n0, n1);
+  for (int64_t i = m0; i < m1;) {
+    switch (std::min<int64_t>(4, m1 - i)) {
+      case 4: dot_rows_dp<4>(p, rows, ka, i, n0, n1), i += 4; break;
+      case 3: dot_rows_dp<3>(p, rows, ka, i, n0, n1), i += 3; break;
+      case 2: dot_rows_dp<2>(p, rows, ka, i, n0, n1), i += 2; break;
+      default: dot_rows_dp<1>(p, rows, ka, i, n0, n1), i += 1; break;
+    }
+  }
+}
+
+// One f32 row of A against B rows one after another (batch-1 decode), as dot_row1_dp: one sequential
+// stream of weights, four accumulators; a bf16 B is widened (the vdpbf16ps path is dot_row1_dp).
+template <bool BF16>
+void dot_row1(const Problem& p, int64_t i0, int64_t n0, int64_t n1) {
+  constexpr int64_t esz = BF16 ? 2 : 4;
+  const char* Bbase = static_cast<const char*>(p.B);
+  const float* a = p.A + i0 * p.lda;
+  const int64_t K = p.K, K64 = K / 64 * 64;
+  float* c = p.C + i0 * p.ldc;
+  for (int64_t n = n0; n < n1; ++n) {
+    const char* b = Bbase + n * p.ldb * esz;
+    __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps(), s2 = _mm512_setzero_ps(), s3 = _mm512_setzero_ps();
+    int64_t k = 0;
+    for (; k < K64; k += 64) {
+      for (int64_t off = 0; off < 64 * esz; off += 64) _mm_prefetch(b + k * esz + kDotPrefetch + off, _MM_HINT_T0);
+      s0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + k), load_b16<BF16>(b, k, 0xffff), s0);
+      s1 = _mm512_fmadd_ps(_mm512_loadu_ps(a + k + 16), load_b16<BF16>(b, k + 16, 0xffff), s1);
+      s2 = _mm512_fmadd_ps(_mm512_loadu_ps(a + k + 32), load_b16<BF16>(b, k + 32, 0xffff), s2);
+      s3 = _mm512_fmadd_ps(_mm512_loadu_ps(a + k + 48), load_b16<BF16>(b, k + 48, 0xffff), s3);
+    }
+    for (; k < K; k += 16) {
+      const __mmask16 mk = lanes(K - k);
+      s0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mk, a + k), load_b16<BF16>(b, k, mk), s0);
+    }
+    const float d = p.alpha * _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3)));
+    c[n] = p.beta == 0.f ? d : d + p.beta * c[n];
+  }
+}
+
 template <bool BF16>
 void dot_block(const Problem& p, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
+  if (m1 - m0 == 1) return dot_row1<BF16>(p, m0, n0, n1);
   for (int64_t i = m0; i < m1;) {
     switch (std::min<int64_t>(4, m1 - i)) {
       case 4: dot_rows<4, BF16>(p, i, n0, n1), i += 4; break;
@@ -383,7 +502,8 @@ Variant variant_avx512_f32() { return {&goto_block<MainF32>, MainF32::MR, MainF3
 Variant variant_avx512_f32_narrow() {
   return {&goto_block<NarrowF32>, NarrowF32::MR, NarrowF32::NR, "avx512 f32 narrow"};
 }
-Variant variant_avx512_dot(bool b_bf16) {
+Variant variant_avx512_dot(bool b_bf16, bool dpbf16) {
+  if (b_bf16 && dpbf16) return {&dot_block_dp, 1, 4, "avx512 dot dpbf16", false};
   return {b_bf16 ? &dot_block<true> : &dot_block<false>, 1, 4, "avx512 dot", false};
 }
 Variant variant_avx512_dpbf16() { return {&goto_block<MainBf16>, MainBf16::MR, MainBf16::NR, "avx512 dpbf16"}; }

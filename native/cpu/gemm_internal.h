@@ -77,7 +77,8 @@ Variant variant_avx2();
 Variant variant_avx512_f32();
 Variant variant_avx512_f32_narrow();  // N <= 16 (LoRA rank): a 16-column tile, A read in place
 Variant variant_avx512_dpbf16();
-Variant variant_avx512_dot(bool b_bf16);  // M <= 4, plain A, transposed B: row-by-row dot products
+// M <= 4, plain A, transposed B: row-by-row dot products (dpbf16: vdpbf16ps on A rounded to bf16)
+Variant variant_avx512_dot(bool b_bf16, bool dpbf16);
 #endif
 
 // Per-thread packing scratch, 64-byte aligned, grown on demand and kept for the thread's lifetime

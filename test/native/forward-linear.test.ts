@@ -35,6 +35,10 @@ const SHAPES: [number, number, number][] = [
   [24, 64, 17],
   [150, 100, 400],
   [9, 2100, 70],
+  // one-token decode (M <= 4, transposed B): one row streamed in 64-element steps plus a tail
+  [1, 40, 1000],
+  [1, 9, 128],
+  [3, 17, 300],
 ];
 
 const TRANS: [boolean, boolean][] = [
@@ -132,6 +136,11 @@ const BF16_SHAPES: [number, number, number][] = [
   [33, 33, 1000],
   [150, 100, 401],
   [5, 2100, 33],
+  // one-token decode: a row in 128-weight steps plus a 32-step tail (K = 1000), exact multiples, M = 2..4
+  [1, 40, 1000],
+  [1, 9, 256],
+  [2, 17, 300],
+  [4, 33, 64],
 ];
 
 describe.each([true, false])('matmul with bf16 B, setBf16Dot(%s)', (dot) => {
