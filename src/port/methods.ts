@@ -248,6 +248,33 @@ const Generate = z
 type GenerateParams = z.infer<typeof Generate>;
 
 /**
+ * The new text each generated token completes, for streaming: the tokens since the last line break are
+ * decoded again with each new one (decoding from a line start is exact, as transformers' TextStreamer
+ * does it, and a long generation is not decoded whole per token); a character whose bytes are split across
+ * tokens (U+FFFD at the end) waits for the rest.
+ */
+export class TokenText {
+  private tokens: number[] = [];
+  private lineStart = 0;
+  private sent = 0;
+
+  constructor(private readonly decode: (ids: readonly number[]) => string) {}
+
+  push(token: number): string {
+    this.tokens.push(token);
+    const full = this.decode(this.tokens.slice(this.lineStart));
+    if (full.endsWith('\uFFFD') || full.length < this.sent) return '';
+    const text = full.slice(this.sent);
+    this.sent = full.length;
+    if (text.endsWith('\n')) {
+      this.lineStart = this.tokens.length;
+      this.sent = 0;
+    }
+    return text;
+  }
+}
+
+/**
  * One generation as a job: a token event per new token ({ token, text, step }: `text` is the new text
  * that token completes; bytes of a character split across tokens wait for the rest), in order and never
  * dropped: while the job has no credits and its queue is full, decoding waits (the credits pace it).
@@ -275,8 +302,7 @@ async function runGenerateJob(p: GenerateParams, dir: string, adapter: string | 
     }
     job.emit('start', { promptTokens: ids.length, model: ctx.workspace.relative(dir), adapter: adapter && ctx.workspace.relative(adapter) });
     const decode = (t: readonly number[]) => tok.decode(t, { skipSpecialTokens: true });
-    const out: number[] = [];
-    let sent = 0;
+    const stream = new TokenText(decode);
     const native = m.model.native;
     const signal = job.abort.signal;
     const t0 = performance.now();
@@ -295,16 +321,7 @@ async function runGenerateJob(p: GenerateParams, dir: string, adapter: string | 
       config,
       {
         decode,
-        onToken: (e) => {
-          out.push(e.token);
-          const full = decode(out);
-          let text = '';
-          if (!full.endsWith('\uFFFD') && full.length >= sent) {
-            text = full.slice(sent);
-            sent = full.length;
-          }
-          job.emit('token', { token: e.token, text, step: e.step });
-        },
+        onToken: (e) => job.emit('token', { token: e.token, text: stream.push(e.token), step: e.step }),
       },
     );
     const seconds = (performance.now() - t0) / 1000;
