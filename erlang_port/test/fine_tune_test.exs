@@ -149,8 +149,20 @@ defmodule Starweave.FineTuneTest do
     assert Enum.map(tokens, & &1["token"]) == ids
     assert Enum.map_join(tokens, & &1["text"]) == text
 
-    # greedy decoding is deterministic: the awaited form gives the same reply
+    # greedy decoding is deterministic: the awaited form gives the same reply, and so does the stream
     assert {:ok, %{"tokens" => ^ids, "text" => ^text}} = FineTune.generate_text(params, s)
+    assert FineTune.generate_stream(params, s) |> Enum.join() == text
+
+    # a consumer that stops early cancels the generation in the sidecar
+    long = %{params | maxNewTokens: 400}
+    assert [_, _, _] = FineTune.generate_stream(Map.put(long, :job, "early"), s) |> Enum.take(3)
+
+    assert wait_until(fn -> match?({:ok, %{"status" => "cancelled"}}, FineTune.job_status("early", s)) end) ==
+             true
+
+    assert_raise Error, ~r/params.messages/, fn ->
+      FineTune.generate_stream(%{model: model}, s) |> Enum.to_list()
+    end
 
     assert {:error, %Error{code: :invalid_params, details: %{"path" => "params.messages"}}} =
              FineTune.generate_text(%{model: model}, s)

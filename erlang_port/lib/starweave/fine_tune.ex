@@ -256,6 +256,65 @@ defmodule Starweave.FineTune do
   def generate(params, opts \\ []), do: start_job("generate", with_job(params, opts), opts)
 
   @doc """
+  The reply as a lazy `Stream` of text pieces (the `"text"` of each token event), for piping into a
+  socket or a LiveView as it is generated. Same `params` as `generate/2`; the generation starts when the
+  stream is first read. A consumer that stops early (`Enum.take/2`) cancels the job in the sidecar; a
+  failed job raises `Starweave.FineTune.Error`, a silence longer than `:timeout` raises too.
+
+      Starweave.FineTune.generate_stream(%{model: "models/base", messages: messages})
+      |> Enum.each(&IO.write/1)
+  """
+  @spec generate_stream(map, opts) :: Enumerable.t()
+  def generate_stream(params, opts \\ []) do
+    timeout = opts[:timeout] || default_timeout(opts)
+
+    Stream.resource(
+      fn ->
+        case generate(params, opts) do
+          {:ok, job} -> {:running, job}
+          {:error, %Error{} = e} -> raise e
+          {:error, reason} -> raise Error, code: reason, message: "generate: #{inspect(reason)}"
+        end
+      end,
+      fn
+        {:running, job} = acc ->
+          receive do
+            {:starweave_finetune, ^job, %{event: "token", data: %{"text" => text}}} ->
+              {[text], acc}
+
+            {:starweave_finetune, ^job, %{event: "start"}} ->
+              {[], acc}
+
+            {:starweave_finetune, ^job, %{event: "done"}} ->
+              {:halt, {:done, job}}
+
+            {:starweave_finetune, ^job, %{event: "failed", data: d}} ->
+              raise Error.from_wire(d)
+
+            {:starweave_finetune, ^job, %{event: other}} ->
+              raise Error, code: :cancelled, message: "generate: the job ended: #{other}"
+          after
+            timeout ->
+              cancel_job(job, opts)
+              raise Error, code: :timeout, message: "generate: no token for #{timeout} ms"
+          end
+
+        {:done, _} = acc ->
+          {:halt, acc}
+      end,
+      fn
+        {:running, job} ->
+          # the consumer stopped early: the sidecar stops generating
+          cancel_job(job, opts)
+          unsubscribe(job, opts)
+
+        {:done, _} ->
+          :ok
+      end
+    )
+  end
+
+  @doc """
   Generates and waits for the whole reply: `{:ok, %{"text" => text, "tokens" => ids, "finishReason" => r}}`.
   Same `params` as `generate/2`; with `subscribe: true` the token events come too.
 
