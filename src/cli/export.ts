@@ -2,13 +2,14 @@
 // is src/deploy/export.ts; this parses flags and prints what was written, its precision and sizes.
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { EXPORT_DTYPES, EXPORT_FORMATS, exportModel } from '../deploy/export.js';
+import { EXPORT_DTYPES, EXPORT_FORMATS, exportModel, exportOnnxFrom } from '../deploy/export.js';
 import type { ExportDType } from '../deploy/export.js';
 import { EXPORT_MANIFEST, formatBytes } from '../deploy/manifest.js';
-import type { ExportFormat } from '../deploy/manifest.js';
+import type { ExportFormat, ExportManifest } from '../deploy/manifest.js';
+import type { OnnxExportManifest } from '../deploy/onnx/manifest.js';
 
 export const EXPORT_USAGE = `starweave-ft export (--run RUN_DIR | --adapter DIR [--model BASE_DIR] | --model BASE_DIR)
-                    --format peft|merged|gguf|gguf-adapter|ollama --out DIR [--dtype f32|f16|bf16|q8_0]
+                    --format peft|merged|gguf|gguf-adapter|ollama|onnx --out DIR [--dtype f32|f16|bf16|q8_0|int8]
 
   --run RUN_DIR        a training run (its adapter/ and the base model its config names)
   --adapter DIR        a PEFT adapter directory (adapter_config.json + adapter_model.safetensors),
@@ -20,8 +21,12 @@ export const EXPORT_USAGE = `starweave-ft export (--run RUN_DIR | --adapter DIR 
                        gguf          model.gguf for llama.cpp, adapter merged (default: base dtype)
                        gguf-adapter  adapter.gguf for llama.cpp --lora / Ollama ADAPTER (default f32)
                        ollama        model.gguf + Modelfile (ollama create NAME -f DIR/Modelfile)
+                       onnx          model.onnx with a KV cache for onnxruntime, adapter merged (f32, or
+                                     int8: dynamic quantization, its accuracy cost in the manifest)
   --out DIR            the output directory (created; must be empty unless --force)
-  --dtype              weight precision (q8_0: GGUF formats only)
+  --dtype              weight precision (q8_0: GGUF formats only; onnx: f32 or int8)
+  --opset N            onnx: 17 (default) or 23 (RMSNormalization)
+  --external-data      onnx: weights in model.onnx.data (default: only past 1.8 GB)
   --name NAME          general.name in GGUF files
   --base-name ID       peft: base_model_name_or_path (default: the base directory), e.g. its hub id
   --separate-adapter   ollama: base.gguf + adapter.gguf (FROM + ADAPTER) instead of a merged model
@@ -32,8 +37,8 @@ export const EXPORT_USAGE = `starweave-ft export (--run RUN_DIR | --adapter DIR 
 
 Every export writes ${EXPORT_MANIFEST}: format, precision, files with sizes and sha256, base model, source.`;
 
-const VALUE_FLAGS = ['--run', '--adapter', '--model', '--format', '--out', '--dtype', '--name', '--base-name', '--ollama-template', '--system'];
-const BOOL_FLAGS = ['--separate-adapter', '--json', '--force', '--help', '-h'];
+const VALUE_FLAGS = ['--run', '--adapter', '--model', '--format', '--out', '--dtype', '--name', '--base-name', '--ollama-template', '--system', '--opset'];
+const BOOL_FLAGS = ['--separate-adapter', '--external-data', '--json', '--force', '--help', '-h'];
 
 function parse(args: string[]): Map<string, string | true> {
   const m = new Map<string, string | true>();
@@ -66,8 +71,24 @@ export async function runExportCommand(args: string[]): Promise<number> {
     console.error(`export: --format and --out are required\n\n${EXPORT_USAGE}`);
     return 2;
   }
-  if (!EXPORT_FORMATS.includes(format as ExportFormat)) throw new Error(`export: unknown --format '${format}'; formats: ${EXPORT_FORMATS.join(', ')}`);
   const dtype = get('--dtype');
+  if (format === 'onnx') {
+    if (dtype && dtype !== 'f32' && dtype !== 'int8') throw new Error(`export: --dtype ${dtype} is not available for onnx; choose f32, int8`);
+    const opset = get('--opset');
+    if (opset !== undefined && opset !== '17' && opset !== '23') throw new Error(`export: --opset ${opset}: 17 or 23`);
+    const manifest = await exportOnnxFrom({
+      run: get('--run'),
+      adapter: get('--adapter'),
+      model: get('--model'),
+      out,
+      precision: (dtype ?? 'f32') as 'f32' | 'int8',
+      opset: opset === undefined ? undefined : (Number(opset) as 17 | 23),
+      externalData: f.has('--external-data') || undefined,
+      force: f.has('--force'),
+    });
+    return report(manifest, out, f.has('--json'));
+  }
+  if (!EXPORT_FORMATS.includes(format as ExportFormat)) throw new Error(`export: unknown --format '${format}'; formats: ${[...EXPORT_FORMATS, 'onnx'].join(', ')}`);
   if (dtype && !EXPORT_DTYPES.includes(dtype as ExportDType)) throw new Error(`export: unknown --dtype '${dtype}'; dtypes: ${EXPORT_DTYPES.join(', ')}`);
   const templateFile = get('--ollama-template');
   const manifest = await exportModel({
@@ -84,7 +105,12 @@ export async function runExportCommand(args: string[]): Promise<number> {
     separateAdapter: f.has('--separate-adapter'),
     force: f.has('--force'),
   });
-  if (f.has('--json')) {
+  return report(manifest, out, f.has('--json'));
+}
+
+/** Prints what an export wrote: precision, each file with its size (and tensor types), the total. */
+function report(manifest: ExportManifest | OnnxExportManifest, out: string, json: boolean): number {
+  if (json) {
     console.log(JSON.stringify(manifest));
     return 0;
   }

@@ -7,6 +7,7 @@
 //   gguf          model.gguf: the merged model for llama.cpp (f32 / f16 / bf16 / q8_0; default the base dtype)
 //   gguf-adapter  adapter.gguf: the LoRA adapter for llama.cpp --lora / Ollama ADAPTER (default f32)
 //   ollama        model.gguf + Modelfile; with separateAdapter: base.gguf + adapter.gguf + Modelfile
+//   onnx          model.onnx (KV cache, optimum's layout) for onnxruntime, adapter merged: exportOnnxFrom (f32 / int8)
 import { existsSync, mkdirSync, readdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parameterCount } from '../model/layout.js';
@@ -19,6 +20,8 @@ import { writeOllamaModelfile } from './modelfile.js';
 import { writeLoraAdapter } from './peft.js';
 import { ExportError, loadExportInputs, resolveExportSource } from './source.js';
 import type { ExportSourceInput } from './source.js';
+import type { ExportOnnxOptions } from './onnx/export.js';
+import type { OnnxExportManifest } from './onnx/manifest.js';
 
 export const EXPORT_FORMATS: readonly ExportFormat[] = ['peft', 'merged', 'gguf', 'gguf-adapter', 'ollama'];
 export type ExportDType = 'f32' | 'f16' | 'bf16' | 'q8_0';
@@ -51,17 +54,37 @@ const DTYPES_OF: Record<ExportFormat, readonly ExportDType[]> = {
   ollama: EXPORT_DTYPES,
 };
 
+/** The output directory, resolved: a directory, empty unless force. */
+function outputDir(dir: string, force?: boolean): string {
+  const out = resolve(dir);
+  if (existsSync(out)) {
+    if (!statSync(out).isDirectory()) throw new ExportError(`${out}: --out must be a directory`);
+    if (readdirSync(out).length && !force) throw new ExportError(`${out}: the output directory is not empty (use --force to write into it)`);
+  }
+  return out;
+}
+
+export interface OnnxExportFromOptions extends ExportSourceInput, Omit<ExportOnnxOptions, 'adapter' | 'run'> {
+  out: string;
+  force?: boolean;
+}
+
+/** The ONNX export (src/deploy/onnx) from the same sources as the other formats: a run, an adapter and its base, or a base alone. */
+export async function exportOnnxFrom(opts: OnnxExportFromOptions): Promise<OnnxExportManifest> {
+  const out = outputDir(opts.out, opts.force);
+  const source = resolveExportSource(opts);
+  const { exportOnnx } = await import('./onnx/export.js');  // protobufjs only when an ONNX export runs
+  const { out: _o, force: _f, run: _r, adapter: _a, model: _m, ...onnx } = opts;
+  return exportOnnx(source.baseDir, out, { ...onnx, adapter: source.adapterDir ?? undefined, run: source.runDir ?? undefined });
+}
+
 /** Runs one export and returns its manifest (also written to OUT/export.json). */
 export async function exportModel(opts: ExportOptions): Promise<ExportManifest> {
   if (!EXPORT_FORMATS.includes(opts.format)) throw new ExportError(`unknown format '${opts.format}'; formats: ${EXPORT_FORMATS.join(', ')}`);
   if (opts.dtype && !DTYPES_OF[opts.format].includes(opts.dtype)) {
     throw new ExportError(`--dtype ${opts.dtype} is not available for ${opts.format}; choose ${DTYPES_OF[opts.format].join(', ')}`);
   }
-  const out = resolve(opts.out);
-  if (existsSync(out)) {
-    if (!statSync(out).isDirectory()) throw new ExportError(`${out}: --out must be a directory`);
-    if (readdirSync(out).length && !opts.force) throw new ExportError(`${out}: the output directory is not empty (use --force to write into it)`);
-  }
+  const out = outputDir(opts.out, opts.force);
   const source = resolveExportSource(opts);
   const needsAdapter = opts.format === 'peft' || opts.format === 'gguf-adapter' || (opts.format === 'ollama' && opts.separateAdapter);
   if (needsAdapter && !source.adapterDir) throw new ExportError(`${opts.format}${opts.separateAdapter ? ' --separate-adapter' : ''} needs an adapter: give --run RUN_DIR or --adapter DIR`);

@@ -189,3 +189,17 @@ test('bad invocations say what is wrong', () => {
   r = run(['--run', runDir, '--format', 'pickle', '--out', join(out, 'z')]);
   expect(r.stderr).toContain("unknown --format 'pickle'");
 });
+
+test('--format onnx: the run exported for onnxruntime (adapter merged), with its manifest; a GGUF dtype is refused', () => {
+  const dir = join(out, 'onnx');
+  const r = run(['--run', runDir, '--format', 'onnx', '--out', dir]);
+  expect(r.status).toBe(0);
+  expect(r.stdout).toMatch(/precision f32/);
+  expect(r.stdout).toMatch(/model\.onnx\s/);
+  const m = checkManifest(dir, 'onnx');
+  expect(m.source).toMatchObject({ run: runDir, adapter: join(runDir, 'adapter') });
+  expect(m.lora).not.toBeNull();
+  const bad = run(['--run', runDir, '--format', 'onnx', '--dtype', 'q8_0', '--out', join(out, 'onnx-q8')]);
+  expect(bad.status).not.toBe(0);
+  expect(bad.stderr).toMatch(/--dtype q8_0 is not available for onnx; choose f32, int8/);
+});
