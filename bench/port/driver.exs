@@ -41,23 +41,28 @@ defmodule Bench do
       for _ <- 1..3, do: big.()
     end
 
-    # rounds of at least 250 pings (a target that has just woken up is slower for its first few)
-    rounds = max(min(10, div(pings, 250)), 1)
+    # rounds of at least 250 pings (a target that has just woken up is slower for its first few); a
+    # multiple of 3 when there are enough, so each target leads as often as the others
+    rounds = max(min(9, div(pings, 250)), 1)
     per_round = max(div(pings, rounds), 1)
     mib_round = max(div(mibs, rounds), 1)
 
-    # the pings first, then the payloads (the garbage a 1 MiB round trip leaves would fall on the pings)
+    # the pings first, then the payloads (the garbage a 1 MiB round trip leaves would fall on the pings);
+    # each round starts with another target (a target's leftovers fall on whichever runs next), and before
+    # each block of payloads the driver collects its garbage and lets the machine settle (the JSON bridge's
+    # megabyte lines leave a lot of it, on both sides)
     lats =
-      Enum.reduce(1..rounds, %{}, fn _, acc ->
-        Enum.reduce(targets, acc, fn {name, {ping, _}}, acc ->
+      Enum.reduce(1..rounds, %{}, fn r, acc ->
+        Enum.reduce(rotate(targets, r), acc, fn {name, {ping, _}}, acc ->
           lat = for _ <- 1..per_round, do: time_us(ping)
           Map.update(acc, name, lat, &(lat ++ &1))
         end)
       end)
 
     mibs_us =
-      Enum.reduce(1..rounds, %{}, fn _, acc ->
-        Enum.reduce(targets, acc, fn {name, {_, big}}, acc ->
+      Enum.reduce(1..rounds, %{}, fn r, acc ->
+        Enum.reduce(rotate(targets, r), acc, fn {name, {_, big}}, acc ->
+          settle()
           us = time_us(fn -> for _ <- 1..mib_round, do: big.() end)
           Map.update(acc, name, {us, mib_round}, fn {u, n} -> {u + us, n + mib_round} end)
         end)
@@ -120,6 +125,16 @@ defmodule Bench do
     after
       10_000 -> raise "json bridge: no reply"
     end
+  end
+
+  def rotate(list, r) do
+    k = rem(r, length(list))
+    Enum.drop(list, k) ++ Enum.take(list, k)
+  end
+
+  def settle do
+    :erlang.garbage_collect()
+    Process.sleep(20)
   end
 
   def time_us(fun) do
