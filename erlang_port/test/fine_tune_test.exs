@@ -300,6 +300,7 @@ defmodule Starweave.FineTuneTest do
     end
   end
 
+  @tag opts: [registry: "deploy/store"]
   test "export a model as GGUF; register, promote, serve, monitor, roll back", %{s: s, ws: ws} do
     model = tiny_model(ws)
 
@@ -315,6 +316,8 @@ defmodule Starweave.FineTuneTest do
              FineTune.registry_register(%{source: model, tags: ["base"]}, s)
 
     assert {:ok, %{"versions" => [%{"id" => ^v1, "tags" => ["base"]}]}} = FineTune.registry_list(s)
+    # the store the :registry option names
+    assert File.dir?(Path.join([ws, "deploy", "store"]))
     assert {:ok, %{"promoted" => true}} = FineTune.registry_promote("base", "prod", [reason: "first"] ++ s)
 
     request = %{

@@ -38,6 +38,7 @@ defmodule Starweave.FineTune do
     * `:shutdown_timeout` - ms to wait for the sidecar to exit before SIGTERM, then SIGKILL (default 5_000)
     * `:event_window` - job events in flight before credits must come back (default 32)
     * `:log_level` - the sidecar's log level (`:debug`, `:info`, `:warning`, `:error`)
+    * `:registry` - the deployment registry store, a folder in the workspace (default `.starweave/registry`)
     * `:args`, `:env` - extra sidecar arguments and environment
 
   Telemetry: where the host has `:telemetry` loaded, `[:starweave_finetune, :call | :job, :start |

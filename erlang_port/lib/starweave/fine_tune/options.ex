@@ -14,6 +14,7 @@ defmodule Starweave.FineTune.Options do
     shutdown_timeout: 5_000,
     event_window: 32,
     log_level: :info,
+    registry: nil,
     args: [],
     env: []
   ]
@@ -34,6 +35,7 @@ defmodule Starweave.FineTune.Options do
          :ok <- pos_int(o, :event_window),
          :ok <- one_of(o, :log_level, [:debug, :info, :warning, :error]),
          :ok <- list_of_strings(o, :args),
+         :ok <- optional_string(o, :registry),
          :ok <- name(o.name) do
       {:ok, %{o | node: node, script: script, workspace: workspace}}
     end
@@ -100,6 +102,14 @@ defmodule Starweave.FineTune.Options do
     if is_list(v) and Enum.all?(v, &is_binary/1),
       do: :ok,
       else: {:error, "#{inspect(k)} must be a list of strings"}
+  end
+
+  defp optional_string(o, k) do
+    case Map.fetch!(o, k) do
+      nil -> :ok
+      v when is_binary(v) and v != "" -> :ok
+      v -> {:error, "#{inspect(k)} must be a path (a string), got #{inspect(v)}"}
+    end
   end
 
   defp name(nil), do: :ok

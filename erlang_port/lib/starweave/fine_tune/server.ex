@@ -34,7 +34,8 @@ defmodule Starweave.FineTune.Server do
         "--max-frame-bytes",
         Integer.to_string(opts.max_frame_bytes)
       ] ++
-        ["--log-level", Atom.to_string(opts.log_level) | opts.args]
+        ["--log-level", Atom.to_string(opts.log_level)] ++
+        if(opts.registry, do: ["--registry", opts.registry], else: []) ++ opts.args
 
     env = Enum.map(opts.env, fn {k, v} -> {to_charlist(k), v && to_charlist(v)} end)
 
