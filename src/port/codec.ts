@@ -55,7 +55,9 @@ export function widenIntegers(value: unknown, bigs?: Uint8Array[]): unknown {
       }
       if (typeof (value as { toJSON?: unknown }).toJSON === 'function') return widenIntegers((value as { toJSON: () => unknown }).toJSON(), bigs);
       let out: Record<string, unknown> | undefined;
-      for (const k of Object.keys(value)) {
+      // for-in over a plain object's own keys (no array of keys allocated per object)
+      for (const k in value) {
+        if (!Object.hasOwn(value, k)) continue;
         const v = (value as Record<string, unknown>)[k];
         const w = widenIntegers(v, bigs);
         if (w !== v) (out ??= { ...(value as Record<string, unknown>) })[k] = w;

@@ -179,10 +179,7 @@ export class PortServer {
     if (this.closing) return this.replyError(id, { code: 'shutting_down', message: 'the sidecar is stopping', details: {} });
     const parsed = spec.params.safeParse(rawParams ?? undefined);
     if (!parsed.success) return this.replyError(id, toErrorPayload(parsed.error));
-    const key = id === null ? null : typeof id === 'string' ? id : String(id);
     const controller = new LazyAbort();
-    if (key !== null) this.inFlight.set(key, controller);
-    if (this.inFlight.size >= this.opts.maxInFlight) this.setPaused('inflight', true);
     let result: unknown;
     try {
       const ctx = new RequestContext(this.ctxBase, controller);
@@ -202,14 +199,19 @@ export class PortServer {
         });
       }
     } catch (e) {
-      return this.settled(id, key, controller, undefined, e ?? new Error('thrown: undefined'));
+      return this.settled(id, null, controller, undefined, e ?? new Error('thrown: undefined'));
     }
     if (isThenable(result)) {
+      // only a request still running after this tick can be cancelled, or counts as in flight (nothing
+      // else runs before a synchronous method's reply is written)
+      const key = id === null ? null : typeof id === 'string' ? id : String(id);
+      if (key !== null) this.inFlight.set(key, controller);
+      if (this.inFlight.size >= this.opts.maxInFlight) this.setPaused('inflight', true);
       result.then(
         (r) => this.settled(id, key, controller, r, undefined),
         (e: unknown) => this.settled(id, key, controller, undefined, e ?? new Error('rejected')),
       );
-    } else this.settled(id, key, controller, result, undefined);
+    } else this.settled(id, null, controller, result, undefined);
   }
 
   /** A request's outcome: its reply (unless cancelled meanwhile), and its in-flight slot freed. */
