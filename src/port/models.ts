@@ -2,6 +2,8 @@
 // kept (least recently used dropped past a small bound), each with a lock: a model's KV cache and its
 // adapter state belong to one job at a time (generate prefills the cache, evaluation zeroes LoRA B for the
 // base run), so jobs on the same model take turns while jobs on different models run side by side.
+import { statSync } from 'node:fs';
+import { join } from 'node:path';
 import { loadModelFiles, type ModelFiles } from '../model/files.js';
 import { LlamaModel } from '../model/native-model.js';
 import { ModelFileError } from '../model/errors.js';
@@ -29,7 +31,25 @@ function stopTokens(files: ModelFiles, tok: ModelTokenizer): number[] {
   return [...ids];
 }
 
+/** Size and modification time of the files a model (and adapter) is loaded from: a change means reload. */
+function stamp(dir: string, adapter: string | null): string {
+  const files = [join(dir, 'config.json'), join(dir, 'model.safetensors'), join(dir, 'model.safetensors.index.json'), join(dir, 'tokenizer.json')];
+  if (adapter) files.push(join(adapter, 'adapter_config.json'), join(adapter, 'adapter_model.safetensors'));
+  return files
+    .map((f) => {
+      try {
+        const st = statSync(f);
+        return `${st.size}:${st.mtimeMs}:${st.ino}`;
+      } catch {
+        return '-';
+      }
+    })
+    .join('|');
+}
+
 interface Entry {
+  /** the files' stamp when loaded */
+  stamp: string;
   loaded: Promise<LoadedModel>;
   /** the tail of the lock's queue */
   tail: Promise<void>;
@@ -48,10 +68,18 @@ export class ModelCache {
    */
   async use<R>(dir: string, adapter: string | null, fn: (m: LoadedModel) => Promise<R>, signal?: AbortSignal): Promise<R> {
     const key = `${dir}\0${adapter ?? ''}`;
+    const now = stamp(dir, adapter);
     let e = this.entries.get(key);
+    if (e && e.stamp !== now) {
+      // the files changed since it was loaded (a retrained adapter, a re-exported model): load them again;
+      // jobs still using the old one keep it until they end
+      this.entries.delete(key);
+      if (e.users === 0) void dispose(e);
+      e = undefined;
+    }
     if (!e) {
       const loaded = Promise.resolve().then(() => this.load(key, dir, adapter));
-      e = { loaded, tail: Promise.resolve(), users: 0, lastUsed: Date.now() };
+      e = { stamp: now, loaded, tail: Promise.resolve(), users: 0, lastUsed: Date.now() };
       this.entries.set(key, e);
       loaded.catch(() => this.entries.get(key) === e && this.entries.delete(key));
     }
@@ -70,6 +98,7 @@ export class ModelCache {
       release();
       entry.users--;
       entry.lastUsed = Date.now();
+      if (entry.users === 0 && this.entries.get(key) !== entry) void dispose(entry);
       this.evict();
     }
   }

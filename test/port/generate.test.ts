@@ -2,7 +2,7 @@
 // the workspace: the streamed token events are the tokens the library's own generate() produces for the
 // chat-template rendering of the messages; tokens wait for credits; cancel ends a paused generation;
 // eval.run's report equals runEvaluation's in this process on the same model and adapter.
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadModelFiles } from '../../src/model/files.js';
@@ -230,5 +230,31 @@ test('generations on one model take turns (its KV cache is one job\'s at a time)
   for (const i of prompts.keys()) concurrent.push(await result(`c${i}`));
   expect(concurrent).toEqual(sequential);
   expect(new Set(sequential.map((t) => t.join(','))).size).toBe(3);
+  expect(await c.close()).toBe(0);
+}, 120_000);
+
+test('a model whose adapter files change on disk is loaded again (not served stale from the cache)', async () => {
+  const live = join(ws, 'adapter-live');
+  cpSync(join(ws, 'adapter'), live, { recursive: true });
+  const c = start();
+  const skipped: Msg[] = [];
+  const gen = async (job: string, adapter?: string) => {
+    await c.call('generate', { job, credits: 1000, model: 'tiny', ...(adapter ? { adapter } : {}), prompt: 'The supervisor restarts', maxNewTokens: 10, stopTokenIds: [] }, skipped);
+    const d = await c.nextWhere((m) => m.job === job && ['done', 'failed'].includes(String(m.event)), 60_000, skipped);
+    if (d.event !== 'done') throw new Error(JSON.stringify(d.data));
+    return (d.data as { tokens: number[] }).tokens;
+  };
+  const base = await gen('base');
+  const tuned = await gen('t1', 'adapter-live');
+  expect(tuned).not.toEqual(base);
+  // the adapter is retrained into the same folder: here, its lora_B zeroed (the adapter then changes nothing)
+  const { model, release } = adapted();
+  try {
+    const st = model.adapterState('param');
+    await writeSafetensors(join(live, 'adapter_model.safetensors'), Object.fromEntries(Object.entries(st).map(([k, v]) => [k, { dtype: 'F32' as const, shape: v.shape, data: k.includes('lora_B') ? new Float32Array(v.data.length) : v.data }])));
+  } finally {
+    release();
+  }
+  expect(await gen('t2', 'adapter-live')).toEqual(base);
   expect(await c.close()).toBe(0);
 }, 120_000);
