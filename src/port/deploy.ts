@@ -1,5 +1,5 @@
-// The deployment side through the port: `export` (a job: PEFT / merged / GGUF / GGUF adapter / Ollama
-// through src/deploy/export.ts, ONNX through src/deploy/onnx) and every method of the deployment service
+// The deployment side through the port: `export` (a job: PEFT / merged / GGUF / GGUF adapter / Ollama /
+// ONNX through src/deploy/export.ts) and every method of the deployment service
 // (src/deploy/serving-service.ts: the registry with promote / rollback / tests, serving, the A/B router,
 // monitoring), under their own names and with their own zod schemas. The service runs over one registry
 // store per sidecar (`--registry DIR`, default .starweave/registry in the workspace), created on first
@@ -51,11 +51,10 @@ const ExportParams = z
   })
   .superRefine((p, c) => {
     const onnxOnly = (['precision', 'opset', 'externalData'] as const).filter((k) => p[k] !== undefined);
-    const ggufOnly = (['dtype', 'name', 'baseModelName', 'ollamaTemplate', 'system', 'separateAdapter', 'force'] as const).filter((k) => p[k] !== undefined);
+    const ggufOnly = (['dtype', 'name', 'baseModelName', 'ollamaTemplate', 'system', 'separateAdapter'] as const).filter((k) => p[k] !== undefined);
     if (p.format === 'onnx') for (const k of ggufOnly) c.addIssue({ code: 'custom', path: [k], message: `not an option of the onnx export (its options: precision, opset, externalData)` });
     else for (const k of onnxOnly) c.addIssue({ code: 'custom', path: [k], message: `an option of the onnx export only` });
     if (p.run && p.adapter) c.addIssue({ code: 'custom', path: ['adapter'], message: 'give run or adapter, not both' });
-    if (p.format === 'onnx' && !p.model && !p.run && !p.adapter) c.addIssue({ code: 'custom', path: ['model'], message: 'the onnx export needs model (or run / adapter)' });
   });
 type ExportParams = z.infer<typeof ExportParams>;
 
@@ -66,22 +65,15 @@ async function runExport(p: ExportParams, job: Job, ctx: CallContext): Promise<u
   const out = path(p.out, 'out')!;
   const src = { run: path(p.run, 'run'), adapter: path(p.adapter, 'adapter'), model: path(p.model, 'model') };
   job.emit('start', { format: p.format, out: ws.relative(out) });
-  let manifest: unknown;
-  if (p.format === 'onnx') {
-    const { resolveExportSource } = await import('../deploy/source.js');
-    const { exportOnnx } = await import('../deploy/onnx/export.js');
-    // the base model and adapter as the other formats find them (a run's config, adapter_config.json)
-    const s = src.model && !src.run && !src.adapter ? { baseDir: src.model, adapterDir: null, runDir: null } : resolveExportSource(src);
-    ws.resolve(s.baseDir, 'params.model');
-    manifest = await exportOnnx(s.baseDir, out, { adapter: s.adapterDir ?? undefined, run: s.runDir ?? undefined, precision: p.precision, opset: p.opset, externalData: p.externalData });
-  } else {
-    const { exportModel } = await import('../deploy/export.js');
-    const { resolveExportSource } = await import('../deploy/source.js');
-    // a run's base model (its config's model.dir) must be in the workspace too
-    ws.resolve(resolveExportSource(src).baseDir, 'params.model');
-    manifest = await exportModel({ ...src, out, format: p.format, dtype: p.dtype, name: p.name, baseModelName: p.baseModelName, ollamaTemplate: p.ollamaTemplate, system: p.system, separateAdapter: p.separateAdapter, force: p.force });
-  }
-  return { ...(manifest as object), dir: ws.relative(out) };
+  const { exportModel, exportOnnxFrom } = await import('../deploy/export.js');
+  const { resolveExportSource } = await import('../deploy/source.js');
+  // a run's base model (its config's model.dir) must be in the workspace too
+  ws.resolve(resolveExportSource(src).baseDir, 'params.model');
+  const manifest =
+    p.format === 'onnx'
+      ? await exportOnnxFrom({ ...src, out, force: p.force, precision: p.precision, opset: p.opset, externalData: p.externalData })
+      : await exportModel({ ...src, out, format: p.format, dtype: p.dtype, name: p.name, baseModelName: p.baseModelName, ollamaTemplate: p.ollamaTemplate, system: p.system, separateAdapter: p.separateAdapter, force: p.force });
+  return { ...manifest, dir: ws.relative(out) };
 }
 
 let services = new Map<string, DeploymentService>();
