@@ -4,6 +4,7 @@
 // monitoring), under their own names and with their own zod schemas. The service runs over one registry
 // store per sidecar (`--registry DIR`, default .starweave/registry in the workspace), created on first
 // use; every path in params goes through the workspace's confinement; drift alarms become warning logs.
+import { sep } from 'node:path';
 import { z } from 'zod';
 import { DEPLOY_METHODS, DeploymentService } from '../deploy/serving-service.js';
 import { EXPORT_DTYPES, EXPORT_FORMATS } from '../deploy/export.js';
@@ -76,6 +77,21 @@ async function runExport(p: ExportParams, job: Job, ctx: CallContext): Promise<u
   return { ...manifest, dir: ws.relative(out) };
 }
 
+/**
+ * The value with every string that is a path inside the workspace made relative to it (the registry
+ * records absolute paths: replies show no host paths, and a client passes them back as they came).
+ */
+export function workspaceRelative(value: unknown, root: string): unknown {
+  if (typeof value === 'string') return value === root ? '.' : value.startsWith(root + sep) ? value.slice(root.length + 1) : value;
+  if (Array.isArray(value)) return value.map((v) => workspaceRelative(v, root));
+  if (value !== null && typeof value === 'object' && Object.getPrototypeOf(value) === Object.prototype) {
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(value)) out[k] = workspaceRelative(v, root);
+    return out;
+  }
+  return value;
+}
+
 let services = new Map<string, DeploymentService>();
 
 /** The deployment service over the sidecar's registry store (one per store folder, made on first use). */
@@ -114,7 +130,12 @@ export function deployMethods(): Record<string, MethodSpec> {
     } as MethodSpec,
   };
   for (const [name, m] of Object.entries(DEPLOY_METHODS)) {
-    out[name] = { kind: 'call', summary: m.summary, params: m.params, run: (p: unknown, ctx: CallContext) => m.run(service(ctx), p) } as MethodSpec;
+    out[name] = {
+      kind: 'call',
+      summary: m.summary,
+      params: m.params,
+      run: async (p: unknown, ctx: CallContext) => workspaceRelative(await m.run(service(ctx), p), ctx.workspace.root),
+    } as MethodSpec;
   }
   return out;
 }

@@ -107,6 +107,10 @@ test('registry: register, promote, serve through the channel, monitor snapshot, 
   const list = (await c.call('registry.list', {})).result as { versions: { id: string; tags: string[] }[] };
   expect(list.versions.map((v) => v.id).sort()).toEqual([v1, v2].sort());
   expect(list.versions.find((v) => v.id === v1)!.tags).toEqual(['first']);
+  // no host paths in replies: paths inside the workspace come back relative to it
+  const show = (await c.call('registry.show', { version: v1 })).result;
+  expect(JSON.stringify(show)).not.toContain(ws);
+  expect(JSON.stringify(show)).toContain('.starweave/registry');
 
   expect((await c.call('registry.promote', { version: 'first', channel: 'prod' })).result).toMatchObject({ promoted: true });
   const served = (await c.call('serve.generate', { channel: 'prod', messages: [{ role: 'user', content: 'What restarts a GenServer?' }], maxNewTokens: 4 })).result as { version: string; text: string };
