@@ -133,7 +133,8 @@ export function deployMethods(): Record<string, MethodSpec> {
     out[name] = {
       kind: 'call',
       summary: m.summary,
-      params: m.params,
+      // absent params are {} (as the service's own call() takes them)
+      params: z.preprocess((v) => v ?? {}, m.params),
       run: async (p: unknown, ctx: CallContext) => workspaceRelative(await m.run(service(ctx), p), ctx.workspace.root),
     } as MethodSpec;
   }

@@ -104,7 +104,7 @@ test('registry: register, promote, serve through the channel, monitor snapshot, 
   const r2 = await c.call('registry.register', { source: 'adapters/a2', base: 'tiny' });
   const v2 = (r2.result as { version: { id: string } }).version.id;
   expect(v2).not.toBe(v1);
-  const list = (await c.call('registry.list', {})).result as { versions: { id: string; tags: string[] }[] };
+  const list = (await c.call('registry.list')).result as { versions: { id: string; tags: string[] }[] };
   expect(list.versions.map((v) => v.id).sort()).toEqual([v1, v2].sort());
   expect(list.versions.find((v) => v.id === v1)!.tags).toEqual(['first']);
   // no host paths in replies: paths inside the workspace come back relative to it
