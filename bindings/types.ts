@@ -173,7 +173,7 @@ export interface NativeStepOptions {
   checkpointing?: boolean;
   /** gradients of lossSum / lossDenominator (default: the counted tokens, i.e. of the mean loss) */
   lossDenominator?: number;
-  /** tokens per chunk of the vocabulary projection (default 256) */
+  /** tokens per chunk of the vocabulary projection (default: about 100 MiB of f32 logits, a multiple of 64 in [64, 1024]: 512 for a 49k vocabulary) */
   chunkTokens?: number;
   /** attention's tile products in bf16 with f32 accumulation (AVX512-BF16 CPUs; f32 elsewhere). Default 'f32'. */
   attentionPrecision?: 'f32' | 'bf16';

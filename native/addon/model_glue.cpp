@@ -243,7 +243,9 @@ std::shared_ptr<StepArgs> step_args(Info info, const char* op, bool with_targets
     }
     a->o.checkpointing = opt_bool(*o, "checkpointing", false, op);
     a->o.loss_denominator = opt_number(*o, "lossDenominator", 0.0, op);
-    a->o.chunk_tokens = opt_int(*o, "chunkTokens", 256, op);
+    a->o.chunk_tokens = opt_int(*o, "chunkTokens", 0, op);
+    if (present(get(*o, "chunkTokens")) && a->o.chunk_tokens < 1)
+      arg_error(info.Env(), std::string(op) + ": option 'chunkTokens' must be >= 1, got " + std::to_string(a->o.chunk_tokens));
     Napi::Value ap = get(*o, "attentionPrecision");
     if (present(ap)) {
       const std::string v = ap.IsString() ? ap.As<Napi::String>().Utf8Value() : std::string();

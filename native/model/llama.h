@@ -58,7 +58,7 @@ struct StepOptions {
   bool has_seed = false;              // false: the model's own step counter picks the seed
   bool checkpointing = false;         // keep only each layer's input; recompute the layer in the backward
   double loss_denominator = 0;        // > 0: grads of (sum of token losses) / this; else / counted tokens
-  int64_t chunk_tokens = 256;         // rows of the vocabulary projection computed at once
+  int64_t chunk_tokens = 0;           // rows of the vocabulary projection computed at once (0: default_chunk_tokens)
   bool attention_bf16 = false;        // attention's tile products in bf16 (cpu/attention.h), f32 accumulation
 };
 

@@ -110,6 +110,15 @@ Workspace& Llama::workspace(bool train, int64_t N, bool checkpointing) {
   return *slot;
 }
 
+// Tokens per chunk of the vocabulary projection when not given: as many as keep the chunk's f32 logits
+// near 100 MiB (512 for a 49k vocabulary, 192 for 128k), a multiple of 64 in [64, 1024]: bigger chunks
+// pack the vocabulary matrix fewer times; the logits are written, read by the loss and read again by
+// the backward, so they should not grow without bound.
+static int64_t default_chunk_tokens(int64_t V) {
+  const int64_t fit = (int64_t(100) << 20) / (4 * std::max<int64_t>(V, 1));
+  return std::min<int64_t>(1024, std::max<int64_t>(64, fit / 64 * 64));
+}
+
 static void ensure_head(Workspace& w, int64_t chunk, int64_t C, int64_t V) {
   if (w.chunk == chunk) return;
   for (Tensor* t : {&w.cx, &w.clogits, &w.cdx, &w.ctargets, &w.closs, &w.clse})
@@ -320,7 +329,7 @@ void Llama::validate_tokens(const char* op, const Tensor& ids, const Tensor* tar
       if (pp[i] < 0) throw op_error(op, "positions[" + std::to_string(i) + "] = " + std::to_string(pp[i]) + " is negative");
   }
   if (o.segments) check_tokens(op, "segments", *o.segments, &ids.shape);
-  if (o.chunk_tokens < 1) throw op_error(op, "option 'chunkTokens' must be >= 1, got " + std::to_string(o.chunk_tokens));
+  if (o.chunk_tokens < 0) throw op_error(op, "option 'chunkTokens' must be >= 1, got " + std::to_string(o.chunk_tokens));
 }
 
 // Positions 0..T-1 per row, restarting where the segment id changes (packed sequences).
@@ -344,7 +353,7 @@ LossResult Llama::run_loss(const char* op, const Tensor& ids, const Tensor& targ
   if (train && merged_) throw model_error(std::string(op) + ": the adapter is merged; unmerge before training");
   const int64_t N = B * T, C = cfg_.hidden_size, L = cfg_.num_layers;
   Workspace& ws = workspace(train, N, o.checkpointing);
-  ensure_head(ws, o.chunk_tokens, C, cfg_.vocab_size);
+  ensure_head(ws, o.chunk_tokens > 0 ? o.chunk_tokens : default_chunk_tokens(cfg_.vocab_size), C, cfg_.vocab_size);
 
   Pass p;
   p.mode = train ? Mode::Train : Mode::Infer;

@@ -91,7 +91,7 @@ export interface StepConfig {
   seed?: number;
   /** gradients of lossSum / lossDenominator (gradient accumulation over micro-batches of a batch) */
   lossDenominator?: number;
-  /** tokens per chunk of the vocabulary projection (default 256) */
+  /** tokens per chunk of the vocabulary projection (default: about 100 MiB of f32 logits, a multiple of 64 in [64, 1024]: 512 for a 49k vocabulary) */
   chunkTokens?: number;
   /**
    * attention's tile products: 'f32' (default) or 'bf16' (bf16-rounded operands, f32 accumulation and
