@@ -16,12 +16,13 @@ import type { Token } from 'node-llama-cpp';
 import { nativeInfo, setNumThreads } from '../bindings/index.js';
 import { loadModelFiles } from '../src/model/files.js';
 import { LlamaModel } from '../src/model/native-model.js';
-import { generateTinyModel, TINY_PRESETS } from '../src/model/tiny.js';
+import { generateTinyModel } from '../src/model/tiny.js';
 import type { TinyPresetName } from '../src/model/tiny.js';
 import { writeGgufModel } from '../src/deploy/gguf.js';
 import { timeGeneration, weightBytesPerToken } from './deploy-onnx.js';
 import type { DecodeTiming } from './deploy-onnx.js';
 import { print, row, type BenchRow } from './lib/report.js';
+import { flag, presetFlag } from './lib/args.js';
 
 /** The model directory in `dtype` and its GGUF export in the same precision, cached under the OS temp directory. */
 async function prepare(preset: TinyPresetName, dtype: 'f32' | 'bf16'): Promise<{ modelDir: string; gguf: string }> {
@@ -83,12 +84,8 @@ function best(a: DecodeTiming | null, b: DecodeTiming): DecodeTiming {
 
 async function main(): Promise<void> {
   const json = process.argv.includes('--json');
-  const arg = (name: string, fallback: string) => {
-    const i = process.argv.indexOf(name);
-    return i >= 0 ? process.argv[i + 1] : fallback;
-  };
-  const preset = arg('--preset', 'smollm2-135m') as TinyPresetName;
-  if (!(preset in TINY_PRESETS)) throw new Error(`--preset ${preset}: unknown; presets: ${Object.keys(TINY_PRESETS).join(', ')}`);
+  const arg = flag;
+  const preset = presetFlag();
   const dtype = arg('--dtype', 'f32') as 'f32' | 'bf16';
   if (dtype !== 'f32' && dtype !== 'bf16') throw new Error(`--dtype ${dtype}: f32 or bf16`);
   const P = Number(arg('--prompt', '64'));

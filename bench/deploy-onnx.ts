@@ -15,7 +15,7 @@ import { dirname, join } from 'node:path';
 import { nativeInfo, setNumThreads } from '../bindings/index.js';
 import { loadModelFiles } from '../src/model/files.js';
 import { LlamaModel } from '../src/model/native-model.js';
-import { generateTinyModel, TINY_PRESETS } from '../src/model/tiny.js';
+import { generateTinyModel } from '../src/model/tiny.js';
 import type { TinyPresetName } from '../src/model/tiny.js';
 import type { ModelConfig } from '../src/model/config.js';
 import type { GenerateHooks, GenerationConfig, GenerationResult } from '../src/model/generate.js';
@@ -23,6 +23,7 @@ import { exportOnnx } from '../src/deploy/onnx/export.js';
 import { OnnxCausalLM } from '../src/deploy/onnx/runtime.js';
 import type { OnnxPrecision } from '../src/deploy/onnx/index.js';
 import { print, row, type BenchRow } from './lib/report.js';
+import { flag, presetFlag } from './lib/args.js';
 
 export interface DecodeTiming {
   prefillTokensPerSec: number;
@@ -93,12 +94,8 @@ export async function prepare(preset: TinyPresetName, precisions: OnnxPrecision[
 
 async function main(): Promise<void> {
   const json = process.argv.includes('--json');
-  const arg = (name: string, fallback: string) => {
-    const i = process.argv.indexOf(name);
-    return i >= 0 ? process.argv[i + 1] : fallback;
-  };
-  const preset = arg('--preset', 'smollm2-135m') as TinyPresetName;
-  if (!(preset in TINY_PRESETS)) throw new Error(`--preset ${preset}: unknown; presets: ${Object.keys(TINY_PRESETS).join(', ')}`);
+  const arg = flag;
+  const preset = presetFlag();
   const P = Number(arg('--prompt', '64'));
   const N = Number(arg('--new', '32'));
   const precisions: OnnxPrecision[] = process.argv.includes('--int8') ? ['f32', 'int8'] : ['f32'];

@@ -13,7 +13,7 @@ import { join, resolve } from 'node:path';
 import { parameterCount } from '../model/layout.js';
 import { writeGgufAdapter, writeGgufModel } from './gguf.js';
 import type { GgufDType } from './gguf.js';
-import { describeFiles, writeExportManifest } from './manifest.js';
+import { describeFiles, loraSummary, writeExportManifest } from './manifest.js';
 import type { ExportFormat, ExportManifest } from './manifest.js';
 import { baseWeightDtype, writeMergedModel } from './merged.js';
 import { writeOllamaModelfile } from './modelfile.js';
@@ -143,22 +143,12 @@ export async function exportModel(opts: ExportOptions): Promise<ExportManifest> 
         break;
       }
     }
-    const lora = adapter?.config;
-    const layers = lora?.layers_to_transform;
     return writeExportManifest(out, {
       export: opts.format,
       precision,
       baseModel: { dir: source.baseDir, architecture: files.config.architecture, dtype: baseWeightDtype(files), parameters: parameterCount(files.config) },
       source: { run: source.runDir, adapter: source.adapterDir },
-      lora: lora
-        ? {
-            r: lora.r,
-            loraAlpha: lora.lora_alpha,
-            useRslora: lora.use_rslora,
-            targetModules: lora.target_modules === 'all-linear' ? ['all-linear'] : [...lora.target_modules],
-            layersToTransform: layers === undefined || layers === null ? null : Array.isArray(layers) ? layers : [layers],
-          }
-        : null,
+      lora: loraSummary(adapter?.config),
       files: await describeFiles(out, written),
       ...(Object.keys(details).length ? { details } : {}),
     });

@@ -5,6 +5,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomicSync } from '../model/atomic.js';
+import type { ResolvedLoraConfig } from '../model/native-model.js';
 
 export const EXPORT_MANIFEST = 'export.json';
 export const EXPORT_MANIFEST_FORMAT = 'starweave-export/1';
@@ -35,6 +36,19 @@ export interface ExportManifest {
   totalBytes: number;
   /** format-specific notes (e.g. the GGUF architecture and tokenizer pre-type) */
   details?: Record<string, unknown>;
+}
+
+/** export.json's lora field from an adapter's LoraConfig (null: no adapter). */
+export function loraSummary(lora: ResolvedLoraConfig | null | undefined): ExportManifest['lora'] {
+  if (!lora) return null;
+  const layers = lora.layers_to_transform;
+  return {
+    r: lora.r,
+    loraAlpha: lora.lora_alpha,
+    useRslora: lora.use_rslora,
+    targetModules: lora.target_modules === 'all-linear' ? ['all-linear'] : [...lora.target_modules],
+    layersToTransform: layers === undefined || layers === null ? null : Array.isArray(layers) ? layers : [layers],
+  };
 }
 
 export async function sha256File(path: string): Promise<string> {

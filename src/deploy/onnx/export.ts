@@ -21,7 +21,7 @@ import type { ModelProto } from './proto.js';
 import { measureInt8Accuracy } from './accuracy.js';
 import type { Int8Accuracy } from './accuracy.js';
 import { ioSpec, ONNX_DATA_FILE, ONNX_MANIFEST_FILE, ONNX_MODEL_FILE } from './manifest.js';
-import { describeFiles, EXPORT_MANIFEST_FORMAT } from '../manifest.js';
+import { describeFiles, EXPORT_MANIFEST_FORMAT, loraSummary } from '../manifest.js';
 import type { OnnxExportManifest } from './manifest.js';
 
 /** the IR version that goes with each opset (onnx/helper.py VERSION_TABLE) */
@@ -169,7 +169,6 @@ export async function exportOnnx(modelDir: string, outDir: string, opts: ExportO
     }
     const described = await describeFiles(outDir, roles);
     const lora = adapter?.config;
-    const layers = lora?.layers_to_transform;
     const manifest: OnnxExportManifest = {
       format: EXPORT_MANIFEST_FORMAT,
       export: 'onnx',
@@ -177,15 +176,7 @@ export async function exportOnnx(modelDir: string, outDir: string, opts: ExportO
       createdAt: new Date().toISOString(),
       baseModel: { dir: resolve(modelDir), architecture: c.architecture, dtype: c.torchDtype, parameters: parameterCount(c) },
       source: { run: opts.run ? resolve(opts.run) : null, adapter: opts.adapter ? resolve(opts.adapter) : null },
-      lora: lora
-        ? {
-            r: lora.r,
-            loraAlpha: lora.lora_alpha,
-            useRslora: lora.use_rslora,
-            targetModules: lora.target_modules === 'all-linear' ? ['all-linear'] : [...lora.target_modules],
-            layersToTransform: layers === undefined || layers === null ? null : Array.isArray(layers) ? layers : [layers],
-          }
-        : null,
+      lora: loraSummary(lora),
       files: described,
       totalBytes: described.reduce((n, f) => n + f.bytes, 0),
       details: {
