@@ -33,6 +33,7 @@ export {
   type RunStatus,
   type Preflight,
   type TrainingHooks,
+  type DataParallel,
   type DatasetInfo,
 } from './runner.js';
 export { listRuns, summarizeRun, readMetrics, type RunSummary, type MetricsRow } from './runs.js';

@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { loadModelFiles } from '../model/files.js';
 import type { ModelFiles } from '../model/files.js';
 import { LlamaModel } from '../model/native-model.js';
+import { Tensor } from '../../bindings/tensor.js';
 import { generateTinyModel } from '../model/tiny.js';
 import { writeFileAtomicSync } from '../model/atomic.js';
 import { writePeftAdapter } from '../deploy/peft.js';
@@ -134,6 +135,23 @@ export interface StartOptions {
   /** refuse the run when the memory estimate exceeds this (default: total system memory) */
   memoryLimitBytes?: number;
   hooks?: TrainingHooks;
+  /** synchronous data parallelism: this process is one of several workers training the same run */
+  parallel?: DataParallel;
+}
+
+/**
+ * One worker of a synchronous data-parallel run (docs/DISTRIBUTED.md). Every worker runs the same config
+ * and seed, so each reads the same global batch; micro-batch k of a step is this worker's when
+ * k % workers === rank (its dropout seed and the global loss denominator are the single-process run's).
+ * After its share, the worker hands its summed LoRA gradients and [lossSum, tokens, rowTokens] to
+ * `exchange`, which returns the sums over all workers (an all-reduce: over Erlang distribution for
+ * STARWEAVE's nodes, in memory in the tests); every worker then clips and steps on the same sums, so
+ * all hold the same parameters. Steps need grad_accum >= workers for every worker to have work.
+ */
+export interface DataParallel {
+  rank: number;
+  workers: number;
+  exchange(step: number, grads: Float32Array, stats: Float64Array): Promise<{ grads: Float32Array; stats: Float64Array }>;
 }
 
 export class TrainingError extends Error {
@@ -272,6 +290,38 @@ function countSteps(c: RunConfig, loader: DataLoader): number {
   return Math.max(1, Math.ceil(micro / t.grad_accum));
 }
 
+/**
+ * Sums the workers' gradients and step statistics (DataParallel.exchange) and writes the summed
+ * gradients back into the model; returns the summed statistics. The gradients travel as one f32 vector
+ * over the trainable tensors in the model's order.
+ */
+async function allReduceGradients(model: LlamaModel, par: DataParallel, step: number, stats: number[]): Promise<number[]> {
+  const grads = model.native.parameters('grad');
+  const names = Object.keys(grads);
+  const total = names.reduce((n, k) => n + grads[k].numel, 0);
+  const flat = new Float32Array(total);
+  let o = 0;
+  for (const k of names) {
+    const v = grads[k].data();
+    flat.set(v, o);
+    o += v.length;
+  }
+  const r = await par.exchange(step, flat, Float64Array.from(stats));
+  if (r.grads.length !== total) throw new TrainingError(`parallel: the exchange returned ${r.grads.length} gradient values for ${total}`);
+  o = 0;
+  for (const k of names) {
+    const t = grads[k];
+    const part = Tensor.fromArray(r.grads.subarray(o, o + t.numel), t.shape, 'f32');
+    try {
+      model.native.setParameter(k, part, 'grad');
+    } finally {
+      part.release();
+    }
+    o += t.numel;
+  }
+  return [...r.stats];
+}
+
 async function evaluate(model: LlamaModel, loader: DataLoader | null, attentionPrecision: 'f32' | 'bf16'): Promise<{ loss: number; perplexity: number; tokens: number } | null> {
   if (!loader) return null;
   let sum = 0;
@@ -334,6 +384,9 @@ async function runTraining(job: TrainingJob, input: RunConfigInput | RunConfig |
     : null;
   const totalSteps = countSteps(c, loader);
 
+  const par = opts.parallel;
+  if (par && !(Number.isInteger(par.workers) && par.workers >= 1 && Number.isInteger(par.rank) && par.rank >= 0 && par.rank < par.workers))
+    throw new TrainingError(`parallel: rank ${par.rank} of ${par.workers} workers: rank must be an integer in [0, workers)`);
   const model = LlamaModel.fromFiles(files);
   // 'auto': the base's precision (any bf16 matrix weight)
   const attentionPrecision: 'f32' | 'bf16' =
@@ -496,11 +549,13 @@ async function runTraining(job: TrainingJob, input: RunConfigInput | RunConfig |
       let tokens = 0;
       let rowsTokens = 0;
       for (let k = 0; k < micro.length; k++) {
+        if (par && k % par.workers !== par.rank) continue;  // another worker's share
         const r = await model.trainStep(micro[k], { seed: mixSeed(t.seed, step, k), lossDenominator: Math.max(1, denom), checkpointing: t.activation_checkpointing, attentionPrecision });
         lossSum += r.lossSum;
         tokens += r.tokens;
         rowsTokens += micro[k].batch * micro[k].seqLen;
       }
+      if (par) [lossSum, tokens, rowsTokens] = await allReduceGradients(model, par, step, [lossSum, tokens, rowsTokens]);
       opts.hooks?.afterBackward?.(model, step);
       const loss = tokens ? lossSum / tokens : NaN;
       const gradNorm = t.max_grad_norm > 0 ? model.clipGradNorm(t.max_grad_norm) : model.gradNorm();
