@@ -278,6 +278,88 @@ defmodule Starweave.FineTuneTest do
   end
 
   # a run config file (Elixir 1.14 has no JSON encoder; no Hex packages here)
+  test "data parallel: two sidecars, gradients summed here with train_reduce; one adapter on both workers",
+       %{s: s, ws: ws} do
+    start_supervised!(Supervisor.child_spec({FineTune, [name: :dp_peer, workspace: ws, timeout: 60_000]}, id: :dp_peer))
+    peers = [s, [server: :dp_peer]]
+
+    recs =
+      for i <- 1..12,
+          do: %{
+            messages: [
+              %{role: "user", content: "Which node owns shard #{i}?"},
+              %{role: "assistant", content: "Node #{rem(i, 3)} owns shard #{i}."}
+            ]
+          }
+
+    for rank <- ["0", "1", "single"] do
+      config = %{
+        name: "dp",
+        model: %{dir: "models/tiny", generate: %{preset: "tiny", seed: 1}},
+        dataset: %{train: recs, heldout: Enum.take(recs, 2)},
+        lora: %{r: 4, lora_alpha: 8, lora_dropout: 0.1, target_modules: "all-linear"},
+        training: %{max_steps: 3, micro_batch: 1, grad_accum: 2, max_seq_len: 64, lr: 0.005, seed: 3},
+        eval: %{every_steps: 0, at_start: false},
+        checkpoint: %{every_steps: 0},
+        output: %{runs_dir: "runs#{rank}", name: "dp"}
+      }
+
+      File.write!(Path.join(ws, "dp#{rank}.json"), json(config))
+    end
+
+    # worker 0 first, until its start event (the tiny model is generated then), then worker 1
+    jobs =
+      for {opts, rank} <- Enum.with_index(peers) do
+        assert {:ok, job} = FineTune.train_start(%{config: "dp#{rank}.json", parallel: %{rank: rank, workers: 2}}, opts)
+        assert_receive {:starweave_finetune, ^job, %{event: "start"}}, 60_000
+        job
+      end
+
+    ends = reduce_steps(jobs, peers, 1)
+    assert [%{"status" => "completed", "steps" => 3, "lastLoss" => loss}, %{"status" => "completed", "steps" => 3}] = ends
+    adapter = fn rank -> File.read!(Path.join([ws, "runs#{rank}", "dp", "adapter", "adapter_model.safetensors"])) end
+    assert adapter.(0) == adapter.(1)
+
+    # the same run in one sidecar: the last step's loss within floating-point tolerance
+    assert {:ok, job} = FineTune.train_start(%{config: "dpsingle.json"}, s)
+    assert %{"status" => "completed", "lastLoss" => single} = List.last(collect_events(job, [])).data
+    assert abs(loss - single) < 1.0e-5 * abs(single)
+  end
+
+  # The all-reduce of a data-parallel step: each worker's "gradients" event, summed, back to each; until
+  # both jobs end (their results).
+  defp reduce_steps(jobs, peers, step) do
+    evs =
+      for job <- jobs do
+        receive do
+          {:starweave_finetune, ^job, %{event: e, data: data}} when e in ["gradients", "done"] -> {e, data}
+          {:starweave_finetune, ^job, %{event: "failed", data: data}} -> flunk("worker #{job} failed: #{inspect(data)}")
+        after
+          120_000 -> flunk("no gradients or end from #{job} at step #{step}")
+        end
+      end
+
+    case evs do
+      [{"done", a}, {"done", b}] ->
+        [a, b]
+
+      [{"gradients", a}, {"gradients", b}] ->
+        assert a["step"] == step and b["step"] == step
+        grads = sum_f32(a["grads"], b["grads"], [])
+        stats = Enum.zip_with(a["stats"], b["stats"], &(&1 + &2))
+        for {job, opts} <- Enum.zip(jobs, peers), do: assert({:ok, %{"ok" => true}} = FineTune.train_reduce(job, step, grads, stats, opts))
+        reduce_steps(jobs, peers, step + 1)
+
+      other ->
+        flunk("the workers disagree at step #{step}: #{inspect(Enum.map(other, &elem(&1, 0)))}")
+    end
+  end
+
+  defp sum_f32(<<x::float-32-little, a::binary>>, <<y::float-32-little, b::binary>>, acc),
+    do: sum_f32(a, b, [acc | <<x + y::float-32-little>>])
+
+  defp sum_f32(<<>>, <<>>, acc), do: IO.iodata_to_binary(acc)
+
   defp json(m) when is_map(m),
     do: ["{", Enum.map_intersperse(m, ",", fn {k, v} -> [json(to_string(k)), ":", json(v)] end), "}"]
 

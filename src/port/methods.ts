@@ -72,16 +72,36 @@ const TrainStart = z.strictObject({
   config: z.string().min(1),
   /** overrides output.runs_dir */
   runs_dir: z.string().min(1).optional(),
+  /**
+   * one worker of a data-parallel run (docs/DISTRIBUTED.md): each step the job emits a `gradients` event
+   * (its share's LoRA gradients as f32 little-endian bin, and [lossSum, tokens, rowTokens]) and waits for
+   * `train.reduce` with the sums over all workers
+   */
+  parallel: z.strictObject({ rank: z.number().int().min(0), workers: z.number().int().min(1).max(4096) }).optional(),
 });
+
+/** Data-parallel jobs waiting for their step's reduced gradients (train.reduce), by job id. */
+const awaitingReduce = new Map<string, { step: number; length: number; resolve: (r: { grads: Float32Array; stats: Float64Array }) => void; reject: (e: Error) => void }>();
 
 /**
  * A training run inside the sidecar: the native core runs every step off the event loop (async ops), so
  * pings and other requests are served while it trains. Cancel (or the sidecar's input closing) stops it
  * at the next step boundary with a checkpoint, from which `starweave-ft train --resume RUN_DIR` continues.
  */
-async function runTrainingJob(what: { config: RunConfig } | { resume: string }, job: Job, ctx: CallContext): Promise<unknown> {
+async function runTrainingJob(what: { config: RunConfig; parallel?: { rank: number; workers: number } } | { resume: string }, job: Job, ctx: CallContext): Promise<unknown> {
   const { startTraining, resumeTraining } = await import('../train/runner.js');
-  const run = 'config' in what ? startTraining(what.config) : resumeTraining(what.resume);
+  const par = 'config' in what ? what.parallel : undefined;
+  if (par && par.rank >= par.workers) throw new PortError('invalid_params', `params.parallel: rank ${par.rank} is not below workers ${par.workers}`, { path: 'params.parallel.rank' });
+  const parallel = par && {
+    ...par,
+    exchange: (step: number, grads: Float32Array, stats: Float64Array) =>
+      new Promise<{ grads: Float32Array; stats: Float64Array }>((resolve, reject) => {
+        awaitingReduce.set(job.id, { step, length: grads.length, resolve, reject });
+        job.emit('gradients', { step, grads: Buffer.from(grads.buffer, grads.byteOffset, grads.byteLength), stats: [...stats] });
+      }),
+  };
+  job.abort.signal.addEventListener('abort', () => awaitingReduce.get(job.id)?.reject(new Error('the job was cancelled while it waited for train.reduce')), { once: true });
+  const run = 'config' in what ? startTraining(what.config, parallel ? { parallel } : {}) : resumeTraining(what.resume);
   job.abort.signal.addEventListener('abort', () => run.cancel(), { once: true });
   job.onCheckpoint = async () => {
     run.cancel();
@@ -114,6 +134,8 @@ async function runTrainingJob(what: { config: RunConfig } | { resume: string }, 
     // the library's own validation errors keep their code (model_error, data_error); the rest is the run's failure
     if (p.code !== 'internal') throw new PortError(p.code, p.message, p.details);
     throw new PortError('training_error', (e as Error).message, { method: 'train.start' });
+  } finally {
+    awaitingReduce.delete(job.id);
   }
 }
 
@@ -530,8 +552,29 @@ export const METHODS: Record<string, MethodSpec> = {
     ctx.workspace.resolve(config.model.dir, 'params.config: model.dir');
     ctx.workspace.resolve(config.output.runs_dir, 'params.config: output.runs_dir');
     if ('store' in config.dataset) ctx.workspace.resolve(config.dataset.store, 'params.config: dataset.store');
-    return (j) => runTrainingJob({ config }, j, ctx);
+    return (j) => runTrainingJob({ config, parallel: p.parallel }, j, ctx);
   }),
+  'train.reduce': call(
+    "a data-parallel worker's step: the gradients and statistics summed over all workers (the all-reduce of its `gradients` event), after which it clips, steps and goes on",
+    z.strictObject({
+      job: z.string().min(1),
+      step: z.number().int().min(1),
+      grads: z.instanceof(Uint8Array, { message: 'expected bin: f32 little-endian values' }),
+      stats: z.array(z.number()).length(3),
+    }),
+    (p) => {
+      const w = awaitingReduce.get(p.job);
+      if (!w) throw new PortError('not_found', `job ${p.job} is not waiting for reduced gradients`, { path: 'params.job' });
+      if (w.step !== p.step) throw new PortError('invalid_params', `job ${p.job} waits for step ${w.step}, not ${p.step}`, { path: 'params.step' });
+      if (p.grads.byteLength !== w.length * 4)
+        throw new PortError('invalid_params', `params.grads: ${p.grads.byteLength} bytes, the job's gradients are ${w.length} f32 values (${w.length * 4} bytes)`, { path: 'params.grads' });
+      awaitingReduce.delete(p.job);
+      const grads = new Float32Array(w.length);
+      new Uint8Array(grads.buffer).set(p.grads);  // a copy: the frame's bytes need not be 4-byte aligned
+      w.resolve({ grads, stats: Float64Array.from(p.stats) });
+      return { ok: true };
+    },
+  ),
   'train.resume': job(
     'continues a training run from its latest checkpoint (a run the sidecar stopped when its input closed, or cancelled); the same events and result as train.start',
     z.strictObject({ ...JobStart, run: z.string().min(1) }),

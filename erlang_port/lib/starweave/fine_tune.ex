@@ -203,6 +203,21 @@ defmodule Starweave.FineTune do
   @spec train_cancel(String.t(), opts) :: result(map)
   def train_cancel(job, opts \\ []), do: call("train.cancel", %{"job" => job}, opts)
 
+  @doc """
+  Answers a data-parallel worker (a `train_start/2` with `"parallel" => %{"rank" => r, "workers" => n}`)
+  waiting after its step's `"gradients"` event: `grads` is the sum over all workers of their `"grads"`
+  binaries (f32 little-endian), `stats` the sum of their `"stats"` (`[loss_sum, tokens, row_tokens]`).
+  The worker then clips, steps and goes on (docs/DISTRIBUTED.md).
+  """
+  @spec train_reduce(String.t(), pos_integer, binary, [number], opts) :: result(map)
+  def train_reduce(job, step, grads, stats, opts \\ []) when is_binary(grads),
+    do:
+      call(
+        "train.reduce",
+        %{"job" => job, "step" => step, "grads" => %Starweave.FineTune.MsgPack.Bin{data: grads}, "stats" => stats},
+        opts
+      )
+
   @doc "The training runs in the workspace."
   @spec train_list(opts) :: result([map])
   def train_list(opts \\ []), do: call("train.list", %{}, opts)

@@ -1,0 +1,82 @@
+// A data-parallel run through the port: two real sidecars each run one worker of the same config
+// (train.start with parallel {rank, workers}); the test is the all-reduce: it sums the workers' `gradients`
+// events (f32 bin) and answers each with train.reduce. The losses are those of the same run in one process
+// (within floating-point tolerance) and both workers write the same adapter; train.reduce refuses a job
+// that does not wait, a wrong step and a wrong length.
+import { createHash } from 'node:crypto';
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startTraining } from '../../src/train/runner.js';
+import { loadRunConfigFile } from '../../src/train/config.js';
+import { SidecarClient, type Msg } from './sidecar.js';
+
+let ws: string;
+beforeAll(() => {
+  ws = mkdtempSync(join(tmpdir(), 'sw-port-dp-'));
+  cpSync(join(process.cwd(), 'examples'), join(ws, 'examples'), { recursive: true });
+  const cfg = JSON.parse(readFileSync(join(ws, 'examples', 'run.json'), 'utf8'));
+  delete cfg.eval.metrics;
+  cfg.training = { ...cfg.training, epochs: undefined, max_steps: 3, grad_accum: 2 };
+  cfg.eval = { ...cfg.eval, every_steps: 0, at_start: false };
+  cfg.checkpoint = { ...cfg.checkpoint, every_steps: 0 };
+  writeFileSync(join(ws, 'examples', 'dp.json'), JSON.stringify(cfg));
+});
+afterAll(() => rmSync(ws, { recursive: true, force: true }));
+
+const f32 = (b: Uint8Array) => new Float32Array(Uint8Array.from(b).buffer);
+
+test('two sidecars, one run: the all-reduce through train.reduce gives the single-process losses and one adapter', async () => {
+  const workers = [new SidecarClient(ws), new SidecarClient(ws)];
+  try {
+    for (let rank = 0; rank < 2; rank++) {
+      const r = await workers[rank].call('train.start', { job: `w${rank}`, credits: 1000, config: 'examples/dp.json', runs_dir: `runs-${rank}`, parallel: { rank, workers: 2 } });
+      expect(r.result).toEqual({ job: `w${rank}`, status: 'running' });
+    }
+    const isEnd = (rank: number) => (m: Msg) => m.job === `w${rank}` && (m.event === 'gradients' || m.event === 'done' || m.event === 'failed');
+    const losses: number[][] = [[], []];
+    const done: Msg[] = [];
+    for (let step = 1; ; step++) {
+      const ev = await Promise.all(workers.map((w, rank) => w.nextWhere(isEnd(rank), 120_000)));
+      if (ev.every((m) => m.event === 'done' || m.event === 'failed')) {
+        done.push(...ev);
+        break;
+      }
+      for (const m of ev) if (m.event !== 'gradients') throw new Error(`a worker ended early: ${JSON.stringify(m.data)}`);
+      const data = ev.map((m) => m.data as { step: number; grads: Uint8Array; stats: number[] });
+      expect(data.map((d) => d.step)).toEqual([step, step]);
+      const parts = data.map((d) => f32(d.grads));
+      const sum = new Float32Array(parts[0].length);
+      for (const p of parts) for (let i = 0; i < sum.length; i++) sum[i] += p[i];
+      const stats = [0, 1, 2].map((i) => data[0].stats[i] + data[1].stats[i]);
+      const bytes = new Uint8Array(sum.buffer);
+      if (step === 1) {
+        const wrongStep = await workers[0].call('train.reduce', { job: 'w0', step: 2, grads: bytes, stats });
+        expect((wrongStep.error as { code: string }).code).toBe('invalid_params');
+        const short = await workers[0].call('train.reduce', { job: 'w0', step: 1, grads: bytes.subarray(0, 8), stats });
+        expect((short.error as { message: string }).message).toMatch(/params\.grads: 8 bytes/);
+        const nobody = await workers[0].call('train.reduce', { job: 'w9', step: 1, grads: bytes, stats });
+        expect((nobody.error as { code: string }).code).toBe('not_found');
+      }
+      for (let rank = 0; rank < 2; rank++) {
+        const r = await workers[rank].call('train.reduce', { job: `w${rank}`, step, grads: bytes, stats });
+        expect(r.result).toEqual({ ok: true });
+        losses[rank].push(stats[0] / stats[1]);
+      }
+    }
+    for (const m of done) expect(m.event).toBe('done');
+    const results = done.map((m) => m.data as { status: string; steps: number; runDir: string; adapterDir: string });
+    for (const r of results) expect(r).toMatchObject({ status: 'completed', steps: 3 });
+
+    // the same run in this process, alone
+    const cfg = loadRunConfigFile(join(ws, 'examples', 'dp.json'));
+    cfg.output.runs_dir = join(ws, 'runs-single');
+    const single = await startTraining(cfg).done;
+    expect(single.losses).toHaveLength(3);
+    for (let i = 0; i < 3; i++) expect(Math.abs(losses[0][i] - single.losses[i])).toBeLessThan(1e-5 * Math.abs(single.losses[i]));
+    const sha = (dir: string) => createHash('sha256').update(readFileSync(join(ws, dir, 'adapter_model.safetensors'))).digest('hex');
+    expect(sha(results[0].adapterDir)).toBe(sha(results[1].adapterDir));
+  } finally {
+    await Promise.all(workers.map((w) => w.close()));
+  }
+}, 240_000);
