@@ -278,10 +278,9 @@ defmodule Starweave.FineTuneTest do
   end
 
   # a run config file (Elixir 1.14 has no JSON encoder; no Hex packages here)
-  test "data parallel: two sidecars, gradients summed here with train_reduce; one adapter on both workers",
-       %{s: s, ws: ws} do
+  test "data parallel: Distributed.train over two sidecars (gradients summed in Elixir); single-process loss, one adapter",
+       %{s: s, ws: ws, name: name} do
     start_supervised!(Supervisor.child_spec({FineTune, [name: :dp_peer, workspace: ws, timeout: 60_000]}, id: :dp_peer))
-    peers = [s, [server: :dp_peer]]
 
     recs =
       for i <- 1..12,
@@ -292,7 +291,7 @@ defmodule Starweave.FineTuneTest do
             ]
           }
 
-    for rank <- ["0", "1", "single"] do
+    for rank <- ["0", "single"] do
       config = %{
         name: "dp",
         model: %{dir: "models/tiny", generate: %{preset: "tiny", seed: 1}},
@@ -307,58 +306,18 @@ defmodule Starweave.FineTuneTest do
       File.write!(Path.join(ws, "dp#{rank}.json"), json(config))
     end
 
-    # worker 0 first, until its start event (the tiny model is generated then), then worker 1
-    jobs =
-      for {opts, rank} <- Enum.with_index(peers) do
-        assert {:ok, job} = FineTune.train_start(%{config: "dp#{rank}.json", parallel: %{rank: rank, workers: 2}}, opts)
-        assert_receive {:starweave_finetune, ^job, %{event: "start"}}, 60_000
-        job
-      end
-
-    ends = reduce_steps(jobs, peers, 1)
-    assert [%{"status" => "completed", "steps" => 3, "lastLoss" => loss}, %{"status" => "completed", "steps" => 3}] = ends
-    adapter = fn rank -> File.read!(Path.join([ws, "runs#{rank}", "dp", "adapter", "adapter_model.safetensors"])) end
-    assert adapter.(0) == adapter.(1)
-
-    # the same run in one sidecar: the last step's loss within floating-point tolerance
+    # the tiny model is generated before two workers share it: a first run of it alone
     assert {:ok, job} = FineTune.train_start(%{config: "dpsingle.json"}, s)
     assert %{"status" => "completed", "lastLoss" => single} = List.last(collect_events(job, [])).data
+
+    assert {:ok, ends} = FineTune.Distributed.train([name, :dp_peer], %{config: "dp0.json", runs_dir: "runsdp"})
+    assert [%{"status" => "completed", "steps" => 3, "lastLoss" => loss}, %{"status" => "completed", "steps" => 3}] = ends
+    for step <- 1..3, do: assert_received({:starweave_distributed, ^step, %{loss: l}} when is_float(l))
+    # the same run in one sidecar: the last step's loss within floating-point tolerance
     assert abs(loss - single) < 1.0e-5 * abs(single)
+    adapter = fn rank -> File.read!(Path.join([ws, "runsdp", "rank-#{rank}", "dp", "adapter", "adapter_model.safetensors"])) end
+    assert adapter.(0) == adapter.(1)
   end
-
-  # The all-reduce of a data-parallel step: each worker's "gradients" event, summed, back to each; until
-  # both jobs end (their results).
-  defp reduce_steps(jobs, peers, step) do
-    evs =
-      for job <- jobs do
-        receive do
-          {:starweave_finetune, ^job, %{event: e, data: data}} when e in ["gradients", "done"] -> {e, data}
-          {:starweave_finetune, ^job, %{event: "failed", data: data}} -> flunk("worker #{job} failed: #{inspect(data)}")
-        after
-          120_000 -> flunk("no gradients or end from #{job} at step #{step}")
-        end
-      end
-
-    case evs do
-      [{"done", a}, {"done", b}] ->
-        [a, b]
-
-      [{"gradients", a}, {"gradients", b}] ->
-        assert a["step"] == step and b["step"] == step
-        grads = sum_f32(a["grads"], b["grads"], [])
-        stats = Enum.zip_with(a["stats"], b["stats"], &(&1 + &2))
-        for {job, opts} <- Enum.zip(jobs, peers), do: assert({:ok, %{"ok" => true}} = FineTune.train_reduce(job, step, grads, stats, opts))
-        reduce_steps(jobs, peers, step + 1)
-
-      other ->
-        flunk("the workers disagree at step #{step}: #{inspect(Enum.map(other, &elem(&1, 0)))}")
-    end
-  end
-
-  defp sum_f32(<<x::float-32-little, a::binary>>, <<y::float-32-little, b::binary>>, acc),
-    do: sum_f32(a, b, [acc | <<x + y::float-32-little>>])
-
-  defp sum_f32(<<>>, <<>>, acc), do: IO.iodata_to_binary(acc)
 
   defp json(m) when is_map(m),
     do: ["{", Enum.map_intersperse(m, ",", fn {k, v} -> [json(to_string(k)), ":", json(v)] end), "}"]
