@@ -227,14 +227,7 @@ defmodule Starweave.FineTuneTest do
 
   test "a killed sidecar mid-training: the caller is told, the supervisor restarts it, the run resumes from its checkpoint",
        %{s: s, ws: ws, name: name} do
-    recs =
-      for i <- 1..12,
-          do: %{
-            messages: [
-              %{role: "user", content: "Which node owns shard #{i}?"},
-              %{role: "assistant", content: "Node #{rem(i, 3)} owns shard #{i}."}
-            ]
-          }
+    recs = shard_records(12)
 
     config = %{
       name: "long",
@@ -282,14 +275,7 @@ defmodule Starweave.FineTuneTest do
        %{s: s, ws: ws, name: name} do
     start_supervised!(Supervisor.child_spec({FineTune, [name: :dp_peer, workspace: ws, timeout: 60_000]}, id: :dp_peer))
 
-    recs =
-      for i <- 1..12,
-          do: %{
-            messages: [
-              %{role: "user", content: "Which node owns shard #{i}?"},
-              %{role: "assistant", content: "Node #{rem(i, 3)} owns shard #{i}."}
-            ]
-          }
+    recs = shard_records(12)
 
     for rank <- ["0", "single"] do
       config = %{
@@ -318,6 +304,18 @@ defmodule Starweave.FineTuneTest do
     adapter = fn rank -> File.read!(Path.join([ws, "runsdp", "rank-#{rank}", "dp", "adapter", "adapter_model.safetensors"])) end
     assert adapter.(0) == adapter.(1)
   end
+
+  defp shard_records(n),
+    do:
+      for(
+        i <- 1..n,
+        do: %{
+          messages: [
+            %{role: "user", content: "Which node owns shard #{i}?"},
+            %{role: "assistant", content: "Node #{rem(i, 3)} owns shard #{i}."}
+          ]
+        }
+      )
 
   defp json(m) when is_map(m),
     do: ["{", Enum.map_intersperse(m, ",", fn {k, v} -> [json(to_string(k)), ":", json(v)] end), "}"]
