@@ -275,22 +275,7 @@ defmodule Starweave.FineTuneTest do
        %{s: s, ws: ws, name: name} do
     start_supervised!(Supervisor.child_spec({FineTune, [name: :dp_peer, workspace: ws, timeout: 60_000]}, id: :dp_peer))
 
-    recs = shard_records(12)
-
-    for rank <- ["0", "single"] do
-      config = %{
-        name: "dp",
-        model: %{dir: "models/tiny", generate: %{preset: "tiny", seed: 1}},
-        dataset: %{train: recs, heldout: Enum.take(recs, 2)},
-        lora: %{r: 4, lora_alpha: 8, lora_dropout: 0.1, target_modules: "all-linear"},
-        training: %{max_steps: 3, micro_batch: 1, grad_accum: 2, max_seq_len: 64, lr: 0.005, seed: 3},
-        eval: %{every_steps: 0, at_start: false},
-        checkpoint: %{every_steps: 0},
-        output: %{runs_dir: "runs#{rank}", name: "dp"}
-      }
-
-      File.write!(Path.join(ws, "dp#{rank}.json"), json(config))
-    end
+    for rank <- ["0", "single"], do: Starweave.FineTune.Test.Fixtures.write_dp_config(ws, "dp#{rank}.json", "runs#{rank}")
 
     # the tiny model is generated before two workers share it: a first run of it alone
     assert {:ok, job} = FineTune.train_start(%{config: "dpsingle.json"}, s)
@@ -305,26 +290,9 @@ defmodule Starweave.FineTuneTest do
     assert adapter.(0) == adapter.(1)
   end
 
-  defp shard_records(n),
-    do:
-      for(
-        i <- 1..n,
-        do: %{
-          messages: [
-            %{role: "user", content: "Which node owns shard #{i}?"},
-            %{role: "assistant", content: "Node #{rem(i, 3)} owns shard #{i}."}
-          ]
-        }
-      )
+  defp shard_records(n), do: Starweave.FineTune.Test.Fixtures.shard_records(n)
 
-  defp json(m) when is_map(m),
-    do: ["{", Enum.map_intersperse(m, ",", fn {k, v} -> [json(to_string(k)), ":", json(v)] end), "}"]
-
-  defp json(l) when is_list(l), do: ["[", Enum.map_intersperse(l, ",", &json/1), "]"]
-  defp json(b) when is_binary(b), do: [?", String.replace(b, ["\\", "\""], &("\\" <> &1)), ?"]
-  defp json(nil), do: "null"
-  defp json(a) when is_boolean(a), do: to_string(a)
-  defp json(n) when is_number(n), do: to_string(n)
+  defp json(v), do: Starweave.FineTune.Test.JSON.encode(v)
 
   defp collect_events(job, acc) do
     receive do

@@ -11,4 +11,5 @@ unless File.regular?(script) do
 end
 
 Code.require_file("support/json.ex", __DIR__)
+Code.require_file("support/fixtures.ex", __DIR__)
 ExUnit.start(capture_log: true)

@@ -76,4 +76,14 @@ defmodule Starweave.FineTune.Test.JSON do
 
     {v, rest}
   end
+
+  # JSON text of maps (atom or string keys), lists, strings, numbers, booleans and nil (run configs)
+  def encode(m) when is_map(m),
+    do: ["{", Enum.map_intersperse(m, ",", fn {k, v} -> [encode(to_string(k)), ":", encode(v)] end), "}"]
+
+  def encode(l) when is_list(l), do: ["[", Enum.map_intersperse(l, ",", &encode/1), "]"]
+  def encode(b) when is_binary(b), do: [?", String.replace(b, ["\\", "\""], &("\\" <> &1)), ?"]
+  def encode(nil), do: "null"
+  def encode(a) when is_boolean(a), do: to_string(a)
+  def encode(n) when is_number(n), do: to_string(n)
 end
