@@ -18,14 +18,7 @@ defmodule Starweave.FineTune.DistributedTest do
       {:ok, _} = Node.start(:"sw_test_#{System.unique_integer([:positive])}@127.0.0.1", :longnames)
     end
 
-    code = Enum.flat_map(:code.get_path(), &[~c"-pa", &1])
-    cookie = [~c"-setcookie", Atom.to_charlist(Node.get_cookie())]
-
-    {:ok, peer, node} =
-      :peer.start(%{name: :"sw_peer_#{System.unique_integer([:positive])}", host: ~c"127.0.0.1", longnames: true, args: cookie ++ code})
-
-    on_exit(fn -> :peer.stop(peer) end)
-    {:ok, peer_node: node}
+    :ok
   end
 
   setup do
@@ -35,22 +28,14 @@ defmodule Starweave.FineTune.DistributedTest do
     {:ok, ws: ws}
   end
 
-  test "one run over two nodes: the single-sidecar loss, one adapter", %{ws: ws, peer_node: node} do
+  # each test its own peer node: when a node dies, 'global' may cut this node's other connections
+  # (prevent_overlapping_partitions), so no peer is shared between tests
+  test "one run over two nodes: the single-sidecar loss, one adapter", %{ws: ws} do
+    {:ok, peer, node} = start_peer()
+    on_exit(fn -> :peer.stop(peer) end)
     start_supervised!({FineTune, [name: :dist_local, workspace: ws, timeout: 60_000]})
 
-    # the remote node's sidecar, under a supervisor there held by a process of that node (evaluated
-    # there: this test module's code is not loaded on the peer)
-    {_, _} =
-      :erpc.call(node, Code, :eval_string, [
-        """
-        spawn(fn ->
-          {:ok, _} = Supervisor.start_link([{Starweave.FineTune, [name: :dist_remote, workspace: #{inspect(ws)}, timeout: 60_000]}], strategy: :one_for_one)
-          Process.sleep(:infinity)
-        end)
-        """
-      ])
-
-    assert :ok = wait_for(fn -> is_pid(:erpc.call(node, Process, :whereis, [:dist_remote])) end)
+    start_remote(node, :dist_remote, ws)
 
     for rank <- ["dp", "single"], do: Fixtures.write_dp_config(ws, "#{rank}.json", "runs-#{rank}")
 
@@ -64,6 +49,28 @@ defmodule Starweave.FineTune.DistributedTest do
     assert abs(loss - single) < 1.0e-5 * abs(single)
     adapter = fn rank -> File.read!(Path.join([ws, "runs-dp", "rank-#{rank}", "dp", "adapter", "adapter_model.safetensors"])) end
     assert adapter.(0) == adapter.(1)
+  end
+
+  defp start_peer do
+    code = Enum.flat_map(:code.get_path(), &[~c"-pa", &1])
+    cookie = [~c"-setcookie", Atom.to_charlist(Node.get_cookie())]
+    :peer.start(%{name: :"sw_peer_#{System.unique_integer([:positive])}", host: ~c"127.0.0.1", longnames: true, args: cookie ++ code})
+  end
+
+  # A sidecar on `node` under a supervisor held by a process of that node (evaluated there: this test
+  # module's code is not loaded on the peer).
+  defp start_remote(node, name, ws) do
+    {_, _} =
+      :erpc.call(node, Code, :eval_string, [
+        """
+        spawn(fn ->
+          {:ok, _} = Supervisor.start_link([{Starweave.FineTune, [name: #{inspect(name)}, workspace: #{inspect(ws)}, timeout: 60_000]}], strategy: :one_for_one)
+          Process.sleep(:infinity)
+        end)
+        """
+      ])
+
+    assert :ok = wait_for(fn -> is_pid(:erpc.call(node, Process, :whereis, [name])) end)
   end
 
   defp wait_for(fun, tries \\ 100) do

@@ -498,6 +498,8 @@ defmodule Starweave.FineTune do
     :exit, {reason, _} when reason in [:noproc, :normal, :shutdown] -> {:error, :sidecar_exited}
     :exit, {{:sidecar_exited, _}, _} -> {:error, :sidecar_exited}
     :exit, {{:shutdown, _}, _} -> {:error, :sidecar_exited}
+    # a server on another node that went away (or was cut off)
+    :exit, {{:nodedown, node}, _} -> {:error, {:nodedown, node}}
   end
 
   defp dataset_params(config, opts) do

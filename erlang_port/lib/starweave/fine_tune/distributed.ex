@@ -26,8 +26,9 @@ defmodule Starweave.FineTune.Distributed do
   `{:starweave_distributed, step, %{loss: l, tokens: t}}` after each reduced step.
 
   Returns `{:ok, [result_of_rank_0, ...]}` (each worker's `train.start` result) or
-  `{:error, {:worker_failed, rank, data}}` / `{:error, {:start_failed, rank, reason}}`; when one
-  worker fails, the others are cancelled.
+  `{:error, {:worker_failed, rank, data}}` / `{:error, {:worker_down, rank, reason}}` (its server or node
+  went away) / `{:error, {:start_failed, rank, reason}}`; then the others are cancelled (each stops at a
+  step boundary with a checkpoint).
   """
   @spec train([worker, ...], map, keyword) :: {:ok, [map]} | {:error, term}
   def train(workers, params, opts \\ []) when is_list(workers) and workers != [] do
@@ -54,7 +55,14 @@ defmodule Starweave.FineTune.Distributed do
 
     case started do
       {:ok, jobs} ->
-        loop(jobs, 1, notify, timeout)
+        # a worker's server (or its node) going away ends the run with a clear reason, not a timeout
+        monitors = jobs |> Enum.with_index() |> Map.new(fn {{w, _}, rank} -> {Process.monitor(w), rank} end)
+
+        try do
+          loop(jobs, 1, notify, timeout, monitors)
+        after
+          Enum.each(Map.keys(monitors), &Process.demonitor(&1, [:flush]))
+        end
 
       {:error, reason, jobs} ->
         cancel(jobs)
@@ -62,10 +70,15 @@ defmodule Starweave.FineTune.Distributed do
     end
   end
 
-  defp loop(jobs, step, notify, timeout) do
-    evs = Enum.map(jobs, fn {_w, job} -> next_event(job, timeout) end)
+  defp loop(jobs, step, notify, timeout, monitors) do
+    evs = Enum.map(jobs, fn {_w, job} -> next_event(job, timeout, monitors) end)
 
     cond do
+      (down = Enum.find(evs, &match?({"down", _}, &1))) != nil ->
+        {"down", {rank, reason}} = down
+        jobs |> List.delete_at(rank) |> cancel()
+        {:error, {:worker_down, rank, reason}}
+
       Enum.all?(evs, &match?({"done", _}, &1)) ->
         {:ok, Enum.map(evs, &elem(&1, 1))}
 
@@ -84,21 +97,27 @@ defmodule Starweave.FineTune.Distributed do
         grads = data |> Enum.map(& &1["grads"]) |> sum_f32()
         stats = data |> Enum.map(& &1["stats"]) |> Enum.zip_with(&Enum.sum/1)
 
-        Enum.each(jobs, fn {w, job} ->
-          {:ok, %{"ok" => true}} = FineTune.train_reduce(job, step, grads, stats, server: w)
-        end)
+        replies = Enum.map(jobs, fn {w, job} -> FineTune.train_reduce(job, step, grads, stats, server: w) end)
 
-        [loss_sum, tokens, _rows] = stats
-        send(notify, {:starweave_distributed, step, %{loss: if(tokens > 0, do: loss_sum / tokens, else: nil), tokens: tokens}})
-        loop(jobs, step + 1, notify, timeout)
+        case Enum.find_index(replies, &(not match?({:ok, %{"ok" => true}}, &1))) do
+          nil ->
+            [loss_sum, tokens, _rows] = stats
+            send(notify, {:starweave_distributed, step, %{loss: if(tokens > 0, do: loss_sum / tokens, else: nil), tokens: tokens}})
+            loop(jobs, step + 1, notify, timeout, monitors)
+
+          rank ->
+            jobs |> List.delete_at(rank) |> cancel()
+            {:error, {:worker_down, rank, Enum.at(replies, rank)}}
+        end
     end
   end
 
-  # The next "gradients" or terminal event of a job (other events pass by).
-  defp next_event(job, timeout) do
+  # The next "gradients" or terminal event of a job (other events pass by), or a worker's server gone.
+  defp next_event(job, timeout, monitors) do
     receive do
       {:starweave_finetune, ^job, %{event: e, data: data}} when e in ["gradients", "done", "failed", "cancelled"] -> {e, data}
-      {:starweave_finetune, ^job, _other} -> next_event(job, timeout)
+      {:starweave_finetune, ^job, _other} -> next_event(job, timeout, monitors)
+      {:DOWN, ref, :process, _, reason} when is_map_key(monitors, ref) -> {"down", {monitors[ref], reason}}
     after
       timeout -> {"failed", %{"reason" => "no gradients from job #{job} within #{timeout} ms"}}
     end
