@@ -5,6 +5,7 @@ import { join, resolve } from 'node:path';
 import { writeFileAtomicSync } from '../model/atomic.js';
 import { benchmarkModelDir, readPromptsFile } from '../eval/perf.js';
 import type { PerfReport } from '../eval/perf.js';
+import { opt } from './args.js';
 
 export const EVAL_USAGE = `usage:
   starweave-ft eval perf (--model DIR [--adapter DIR] | --run RUN_DIR) [--prompts FILE] [--max-new-tokens N]
@@ -13,13 +14,6 @@ export const EVAL_USAGE = `usage:
       (with a PEFT adapter, or a training run's base model + adapter) over prompts served one at a time;
       --prompts: .jsonl ({"prompt": ...} or {"messages": [...]}) or text, one prompt per line`;
 
-function opt(args: string[], name: string): string | undefined {
-  const i = args.indexOf(name);
-  if (i < 0) return undefined;
-  const v = args[i + 1];
-  if (v === undefined || v.startsWith('--')) throw new Error(`${name} needs a value`);
-  return v;
-}
 
 function intOpt(args: string[], name: string, min: number): number | undefined {
   const v = opt(args, name);

@@ -6,6 +6,7 @@ import { loadRunConfigFile } from '../train/config.js';
 import { readPipelineReport, resumePipeline, runPipeline } from '../pipeline/pipeline.js';
 import type { PipelineEvent, PipelineReport } from '../pipeline/pipeline.js';
 import { ProgressLine } from './progress.js';
+import { opt } from './args.js';
 
 export const PIPELINE_USAGE = `usage:
   starweave-ft pipeline --config RUN.(json|yaml) [--max-rounds N] [--dir DIR] [--json]
@@ -15,13 +16,6 @@ export const PIPELINE_USAGE = `usage:
       continues a pipeline after Ctrl-C (the round resumes from its checkpoint), a kill, or its last round
   starweave-ft pipeline show DIR [--json]     the rounds of a pipeline: dataset version, run, gate`;
 
-function opt(args: string[], name: string): string | undefined {
-  const i = args.indexOf(name);
-  if (i < 0) return undefined;
-  const v = args[i + 1];
-  if (v === undefined || v.startsWith('--')) throw new Error(`${name} needs a value`);
-  return v;
-}
 
 const f4 = (v: number | null | undefined) => (typeof v === 'number' && Number.isFinite(v) ? v.toFixed(4) : '—');
 

@@ -28,8 +28,8 @@ import { ModelFileError } from '../model/errors.js';
 import type { ModelTokenizer } from '../model/tokenizer.js';
 import { encodeTensor, canEncode, gv, writeGguf } from './gguf-file.js';
 import type { GgmlType, GgufTensor, GgufValue, GgufWriteResult } from './gguf-file.js';
-import { mergedTensors } from './merged.js';
-import { loraScale, parsePeftKey } from './peft.js';
+import { adapterPairs, mergedTensors } from './merged.js';
+import { loraScale } from './peft.js';
 import type { LoraAdapter } from './peft.js';
 
 export type GgufDType = 'f32' | 'f16' | 'bf16' | 'q8_0';
@@ -365,18 +365,7 @@ export async function writeGgufAdapter(path: string, config: ModelConfig, adapte
     ['general.quantization_version', gv.u32(2)],
   ];
   const tensors: GgufTensor[] = [];
-  const byBase = new Map<string, { A?: { shape: number[]; data: Float32Array }; B?: { shape: number[]; data: Float32Array } }>();
-  for (const [key, t] of adapter.tensors) {
-    const k = parsePeftKey(key);
-    if (!k) throw new Error(`adapter tensor '${key}' is not a LoRA projection tensor`);
-    const p = byBase.get(k.baseName) ?? {};
-    p[k.which] = t;
-    byBase.set(k.baseName, p);
-  }
-  for (const [baseName, p] of byBase) {
-    if (!p.A || !p.B) throw new Error(`the adapter lacks lora_${p.A ? 'B' : 'A'} for ${baseName}`);
-    const A = p.A;
-    const B = p.B;
+  for (const [baseName, { A, B }] of adapterPairs(adapter)) {
     const name = ggufTensorName(baseName);
     const heads = permuteHeads(arch, config, baseName);
     const ta = matrixType(A.shape, dtype);

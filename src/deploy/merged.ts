@@ -29,8 +29,8 @@ export interface MergedTensor {
   values(): Float32Array;
 }
 
-/** The adapter's (A, B) per base weight name. */
-function adapterPairs(adapter: LoraAdapter): Map<string, { A: { shape: number[]; data: Float32Array }; B: { shape: number[]; data: Float32Array } }> {
+/** The adapter's (A, B) per base weight name; throws when one of a pair is missing. */
+export function adapterPairs(adapter: LoraAdapter): Map<string, { A: { shape: number[]; data: Float32Array }; B: { shape: number[]; data: Float32Array } }> {
   const pairs = new Map<string, { A?: { shape: number[]; data: Float32Array }; B?: { shape: number[]; data: Float32Array } }>();
   for (const [key, t] of adapter.tensors) {
     const k = parsePeftKey(key);
