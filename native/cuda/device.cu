@@ -68,4 +68,6 @@ void copy(const Tensor& src, Tensor& dst) {
   ok(cudaMemcpy(dst.raw(), src.raw(), src.nbytes(), kind), "cudaMemcpy");
 }
 
+void synchronize() { ok(cudaDeviceSynchronize(), "cudaDeviceSynchronize"); }
+
 }  // namespace sw::cuda

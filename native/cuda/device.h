@@ -27,5 +27,7 @@ std::string driver_version();
 std::shared_ptr<Storage> make_device_storage(size_t bytes);
 // Copy between host and device tensors of the same dtype and shape (any direction).
 void copy(const Tensor& src, Tensor& dst);
+// Waits for the device's outstanding work (a device-to-device copy returns before it completes).
+void synchronize();
 
 }  // namespace sw::cuda
