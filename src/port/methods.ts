@@ -77,8 +77,27 @@ const TrainStart = z.strictObject({
    * (its share's LoRA gradients as f32 little-endian bin, and [lossSum, tokens, rowTokens]) and waits for
    * `train.reduce` with the sums over all workers
    */
-  parallel: z.strictObject({ rank: z.number().int().min(0), workers: z.number().int().min(1).max(4096) }).optional(),
+  parallel: z
+    .strictObject({
+      rank: z.number().int().min(0),
+      workers: z.number().int().min(1).max(4096),
+      /** the gradients event of steps 1, 1 + K, ... carries `paramHash`, the SHA-256 of the LoRA parameters (0: never) */
+      hash_every: z.number().int().min(0).default(0),
+    })
+    .optional(),
 });
+type ParallelParams = { rank: number; workers: number; hash_every: number };
+
+/** a + b over f32 little-endian values (the frame's bytes need not be 4-byte aligned: copied when not) */
+function addF32(a: Uint8Array, b: Uint8Array): Buffer {
+  const n = a.byteLength / 4;
+  const f32 = (u: Uint8Array) => (u.byteOffset % 4 === 0 ? new Float32Array(u.buffer, u.byteOffset, n) : new Float32Array(new Uint8Array(u).buffer, 0, n));  // Buffer#slice is a view, not a copy
+  const o = new Float32Array(n);
+  const x = f32(a);
+  const y = f32(b);
+  for (let i = 0; i < n; i++) o[i] = x[i] + y[i];
+  return Buffer.from(o.buffer, 0, a.byteLength);
+}
 
 /** Data-parallel jobs waiting for their step's reduced gradients (train.reduce), by job id. */
 const awaitingReduce = new Map<string, { step: number; length: number; resolve: (r: { grads: Float32Array; stats: Float64Array }) => void; reject: (e: Error) => void }>();
@@ -88,20 +107,30 @@ const awaitingReduce = new Map<string, { step: number; length: number; resolve: 
  * pings and other requests are served while it trains. Cancel (or the sidecar's input closing) stops it
  * at the next step boundary with a checkpoint, from which `starweave-ft train --resume RUN_DIR` continues.
  */
-async function runTrainingJob(what: { config: RunConfig; parallel?: { rank: number; workers: number } } | { resume: string }, job: Job, ctx: CallContext): Promise<unknown> {
+async function runTrainingJob(what: ({ config: RunConfig } | { resume: string }) & { parallel?: ParallelParams }, job: Job, ctx: CallContext): Promise<unknown> {
   const { startTraining, resumeTraining } = await import('../train/runner.js');
-  const par = 'config' in what ? what.parallel : undefined;
+  const par = what.parallel;
   if (par && par.rank >= par.workers) throw new PortError('invalid_params', `params.parallel: rank ${par.rank} is not below workers ${par.workers}`, { path: 'params.parallel.rank' });
   const parallel = par && {
-    ...par,
-    exchange: (step: number, grads: Float32Array, stats: Float64Array) =>
+    rank: par.rank,
+    workers: par.workers,
+    hashEvery: par.hash_every,
+    exchange: (step: number, grads: Float32Array, stats: Float64Array, info: { paramHash?: string }) =>
       new Promise<{ grads: Float32Array; stats: Float64Array }>((resolve, reject) => {
+        if (job.abort.signal.aborted) return reject(new Error('the job was cancelled'));
         awaitingReduce.set(job.id, { step, length: grads.length, resolve, reject });
-        job.emit('gradients', { step, grads: Buffer.from(grads.buffer, grads.byteOffset, grads.byteLength), stats: [...stats] });
+        job.emit('gradients', { step, grads: Buffer.from(grads.buffer, grads.byteOffset, grads.byteLength), stats: [...stats], ...info });
       }),
   };
-  job.abort.signal.addEventListener('abort', () => awaitingReduce.get(job.id)?.reject(new Error('the job was cancelled while it waited for train.reduce')), { once: true });
-  const run = 'config' in what ? startTraining(what.config, parallel ? { parallel } : {}) : resumeTraining(what.resume);
+  job.abort.signal.addEventListener(
+    'abort',
+    () => {
+      awaitingReduce.get(job.id)?.reject(new Error('the job was cancelled while it waited for train.reduce'));
+      awaitingReduce.delete(job.id);
+    },
+    { once: true },
+  );
+  const run = 'config' in what ? startTraining(what.config, parallel ? { parallel } : {}) : resumeTraining(what.resume, parallel ? { parallel } : {});
   job.abort.signal.addEventListener('abort', () => run.cancel(), { once: true });
   job.onCheckpoint = async () => {
     run.cancel();
@@ -575,9 +604,22 @@ export const METHODS: Record<string, MethodSpec> = {
       return { ok: true };
     },
   ),
+  'reduce.add': call(
+    "element-wise sum of two f32 little-endian vectors of one length (the additions of a data-parallel run's ring all-reduce, done here rather than in the BEAM)",
+    z.strictObject({
+      a: z.instanceof(Uint8Array, { message: 'expected bin: f32 little-endian values' }),
+      b: z.instanceof(Uint8Array, { message: 'expected bin: f32 little-endian values' }),
+    }),
+    (p) => {
+      if (p.a.byteLength % 4 !== 0) throw new PortError('invalid_params', `params.a: ${p.a.byteLength} bytes is not a whole number of f32 values`, { path: 'params.a' });
+      if (p.a.byteLength !== p.b.byteLength)
+        throw new PortError('invalid_params', `params.b: ${p.b.byteLength} bytes, params.a has ${p.a.byteLength}: the vectors must have one length`, { path: 'params.b' });
+      return { sum: addF32(p.a, p.b) };
+    },
+  ),
   'train.resume': job(
     'continues a training run from its latest checkpoint (a run the sidecar stopped when its input closed, or cancelled); the same events and result as train.start',
-    z.strictObject({ ...JobStart, run: z.string().min(1) }),
+    z.strictObject({ ...JobStart, run: z.string().min(1), parallel: TrainStart.shape.parallel }),
     (p, ctx) => {
       const runDir = ctx.workspace.resolve(p.run, 'params.run');
       const file = join(runDir, 'config.json');
@@ -594,7 +636,7 @@ export const METHODS: Record<string, MethodSpec> = {
       // the run's own paths stay confined too
       ctx.workspace.resolve(config.model.dir, 'params.run: config.json model.dir');
       if ('store' in config.dataset) ctx.workspace.resolve(config.dataset.store, 'params.run: config.json dataset.store');
-      return (j) => runTrainingJob({ resume: runDir }, j, ctx);
+      return (j) => runTrainingJob({ resume: runDir, parallel: p.parallel }, j, ctx);
     },
   ),
   'train.status': call('a training run: status, steps, losses, held-out evaluation, checkpoints', z.strictObject({ run: z.string().min(1) }), async (p, ctx) => {

@@ -5,6 +5,7 @@
 // checkpoint with exactly the losses the uninterrupted run would have had: the loader's plan and the
 // dropout seeds are pure functions of (seed, epoch, step), and the checkpoint holds the adapter, AdamW's
 // moments, the step counters and the loader position.
+import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { cpus, totalmem, freemem, platform, arch, hostname } from 'node:os';
@@ -151,7 +152,31 @@ export interface StartOptions {
 export interface DataParallel {
   rank: number;
   workers: number;
-  exchange(step: number, grads: Float32Array, stats: Float64Array): Promise<{ grads: Float32Array; stats: Float64Array }>;
+  /**
+   * every this many steps (at steps 1, 1 + K, 1 + 2K, ...) `exchange` also gets the SHA-256 of the LoRA
+   * parameters the step starts from, so that a coordinator can check that every worker holds the same
+   * ones (0: never)
+   */
+  hashEvery?: number;
+  /**
+   * Returns the sums over all workers. A rejection while the job is cancelled ends the run at the
+   * previous step's boundary (the step is dropped, the data position rewound, a checkpoint written);
+   * any other rejection fails the run.
+   */
+  exchange(step: number, grads: Float32Array, stats: Float64Array, info: { paramHash?: string }): Promise<{ grads: Float32Array; stats: Float64Array }>;
+}
+
+/** SHA-256 (hex) of the LoRA parameters: names and f32 bytes in the model's order. */
+export function parameterHash(model: LlamaModel): string {
+  const h = createHash('sha256');
+  const params = model.adapterState('param');
+  for (const k of Object.keys(params)) {
+    const v = params[k].data;
+    h.update(k);
+    h.update('\0');
+    h.update(new Uint8Array(v.buffer, v.byteOffset, v.byteLength));
+  }
+  return h.digest('hex');
 }
 
 export class TrainingError extends Error {
@@ -306,7 +331,9 @@ async function allReduceGradients(model: LlamaModel, par: DataParallel, step: nu
     flat.set(v, o);
     o += v.length;
   }
-  const r = await par.exchange(step, flat, Float64Array.from(stats));
+  const he = par.hashEvery ?? 0;
+  const info = he > 0 && (step - 1) % he === 0 ? { paramHash: parameterHash(model) } : {};
+  const r = await par.exchange(step, flat, Float64Array.from(stats), info);
   if (r.grads.length !== total) throw new TrainingError(`parallel: the exchange returned ${r.grads.length} gradient values for ${total}`);
   o = 0;
   for (const k of names) {
@@ -542,6 +569,7 @@ async function runTraining(job: TrainingJob, input: RunConfigInput | RunConfig |
       }
       const t0 = performance.now();
       const step = state.step + 1;
+      const stepStart = { ...loader.position };
       model.zeroGrad();
       const micro = Array.from({ length: t.grad_accum }, () => loader.next());
       const denom = micro.reduce((s, b) => s + b.counted, 0);
@@ -555,7 +583,19 @@ async function runTraining(job: TrainingJob, input: RunConfigInput | RunConfig |
         tokens += r.tokens;
         rowsTokens += micro[k].batch * micro[k].seqLen;
       }
-      if (par) [lossSum, tokens, rowsTokens] = await allReduceGradients(model, par, step, [lossSum, tokens, rowsTokens]);
+      if (par) {
+        try {
+          [lossSum, tokens, rowsTokens] = await allReduceGradients(model, par, step, [lossSum, tokens, rowsTokens]);
+        } catch (e) {
+          if (!job.isCancelled) throw e;
+          // cancelled while the other workers' sums were awaited (a worker lost, the coordinator gone): this
+          // step never happened; the checkpoint below is the previous step's, from which the run continues
+          loader.position = stepStart;
+          model.zeroGrad();
+          status = 'cancelled';
+          break;
+        }
+      }
       opts.hooks?.afterBackward?.(model, step);
       const loss = tokens ? lossSum / tokens : NaN;
       const gradNorm = t.max_grad_norm > 0 ? model.clipGradNorm(t.max_grad_norm) : model.gradNorm();

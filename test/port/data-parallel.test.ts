@@ -80,3 +80,50 @@ test('two sidecars, one run: the all-reduce through train.reduce gives the singl
     await Promise.all(workers.map((w) => w.close()));
   }
 }, 240_000);
+
+test('reduce.add sums f32 vectors; parameter hashes ride on gradients events; a worker cancelled while it waits resumes as a parallel job from the previous step', async () => {
+  const w = new SidecarClient(ws);
+  try {
+    // reduce.add: element-wise f32 sums (rounded to f32, as the ring all-reduce needs), and its errors
+    const a = Float32Array.from([1, -2.5, 3e38, 1e-7, 0.1, Number.NaN, 7]);
+    const b = Float32Array.from([2, 2.5, 3e38, 1, 0.2, 1, -7]);
+    const r = await w.call('reduce.add', { a: new Uint8Array(a.buffer), b: new Uint8Array(b.buffer) });
+    const sum = f32((r.result as { sum: Uint8Array }).sum);
+    expect(Array.from(sum)).toEqual(Array.from(a, (x, i) => Math.fround(x + b[i])));
+    expect(sum[2]).toBe(Infinity);
+    const bad = await w.call('reduce.add', { a: new Uint8Array(8), b: new Uint8Array(12) });
+    expect((bad.error as { message: string }).message).toMatch(/params\.b: 12 bytes, params\.a has 8/);
+    const odd = await w.call('reduce.add', { a: new Uint8Array(6), b: new Uint8Array(6) });
+    expect((odd.error as { message: string }).message).toMatch(/params\.a: 6 bytes is not a whole number of f32 values/);
+
+    const parallel = { rank: 0, workers: 1, hash_every: 1 };
+    const next = (job: string) => w.nextWhere((m) => m.job === job && ['gradients', 'done', 'failed', 'cancelled'].includes(m.event as string), 120_000);
+    await w.call('train.start', { job: 'h1', credits: 1000, config: 'examples/dp.json', runs_dir: 'runs-hash', parallel });
+    const g1 = (await next('h1')).data as { step: number; grads: Uint8Array; stats: number[]; paramHash: string };
+    expect(g1.step).toBe(1);
+    expect(g1.paramHash).toMatch(/^[0-9a-f]{64}$/);
+    await w.call('train.reduce', { job: 'h1', step: 1, grads: g1.grads, stats: g1.stats });
+    const g2 = (await next('h1')).data as { step: number; paramHash: string };
+    expect(g2.step).toBe(2);
+    expect(g2.paramHash).not.toBe(g1.paramHash);
+    // cancelled while waiting for step 2's sums: step 2 never happened, the checkpoint is step 1's
+    await w.call('train.cancel', { job: 'h1' });
+    const end = await next('h1');
+    expect(end.event).toBe('done');
+    const stopped = end.data as { status: string; steps: number; runDir: string; checkpoint: string };
+    expect(stopped).toMatchObject({ status: 'cancelled', steps: 1 });
+    expect(stopped.checkpoint).toMatch(/step-00000001$/);
+
+    await w.call('train.resume', { job: 'h2', credits: 1000, run: stopped.runDir, parallel });
+    for (let step = 2; step <= 3; step++) {
+      const g = (await next('h2')).data as { step: number; grads: Uint8Array; stats: number[]; paramHash: string };
+      expect(g.step).toBe(step);
+      if (step === 2) expect(g.paramHash).toBe(g2.paramHash);  // the checkpoint restored the parameters exactly
+      await w.call('train.reduce', { job: 'h2', step, grads: g.grads, stats: g.stats });
+    }
+    const done = await next('h2');
+    expect(done.data).toMatchObject({ status: 'completed', steps: 3 });
+  } finally {
+    await w.close();
+  }
+}, 240_000);
