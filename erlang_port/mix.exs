@@ -15,6 +15,6 @@ defmodule Starweave.FineTune.MixProject do
   end
 
   def application do
-    [extra_applications: [:logger]]
+    [mod: {Starweave.FineTune.Application, []}, extra_applications: [:logger]]
   end
 end

@@ -47,14 +47,138 @@ defmodule Starweave.FineTune.DistributedTest do
              FineTune.Distributed.train([:dist_local, {:dist_remote, node}], %{config: "dp.json", runs_dir: "runs-dp"})
 
     assert abs(loss - single) < 1.0e-5 * abs(single)
-    adapter = fn rank -> File.read!(Path.join([ws, "runs-dp", "rank-#{rank}", "dp", "adapter", "adapter_model.safetensors"])) end
+    adapter = fn rank -> File.read!(Path.join([ws, "runs-dp", "worker-#{rank}", "dp", "adapter", "adapter_model.safetensors"])) end
     assert adapter.(0) == adapter.(1)
   end
 
-  defp start_peer do
+  test "three workers, ring all-reduce: every step's loss is the single-sidecar run's, one adapter; hashes checked", %{ws: ws} do
+    for n <- [:r_a, :r_b, :r_c], do: start_supervised!(Supervisor.child_spec({FineTune, [name: n, workspace: ws, timeout: 60_000]}, id: n))
+    over = %{training: %{max_steps: 4, grad_accum: 3}}
+    for f <- ["dp", "single"], do: Fixtures.write_dp_config(ws, "#{f}.json", "runs-#{f}", over)
+    assert {:ok, job} = FineTune.train_start(%{config: "single.json"}, server: :r_a)
+    last_loss(job)
+    single = Fixtures.train_losses(Path.join([ws, "runs-single", "dp"]))
+
+    assert {:ok, results} = FineTune.Distributed.train([:r_a, :r_b, :r_c], %{config: "dp.json", runs_dir: "runs-dp"}, hash_every: 1)
+    assert [%{"worker" => 0, "status" => "completed"}, %{"worker" => 1}, %{"worker" => 2}] = results
+
+    for step <- 1..4 do
+      assert_received {:starweave_distributed, ^step, %{loss: loss, workers: 3, allreduce_ms: ms}} when is_number(ms)
+      assert abs(loss - single[step]) < 1.0e-5 * abs(single[step])
+    end
+
+    adapters = for w <- 0..2, do: File.read!(Path.join([ws, "runs-dp", "worker-#{w}", "dp", "adapter", "adapter_model.safetensors"]))
+    assert length(Enum.uniq(adapters)) == 1
+  end
+
+  test "workers whose parameters differ (another LoRA init) are stopped before the first step", %{ws: ws} do
+    ws2 = ws <> "-other"
+    File.mkdir_p!(ws2)
+    on_exit(fn -> File.rm_rf!(ws2) end)
+    start_supervised!(Supervisor.child_spec({FineTune, [name: :h_a, workspace: ws, timeout: 60_000]}, id: :h_a))
+    start_supervised!(Supervisor.child_spec({FineTune, [name: :h_b, workspace: ws2, timeout: 60_000]}, id: :h_b))
+    Fixtures.write_dp_config(ws, "dp.json", "runs-dp")
+    Fixtures.write_dp_config(ws2, "dp.json", "runs-dp", %{lora: %{init_seed: 99}})
+
+    assert {:error, {:parameter_mismatch, 1, %{0 => h0, 1 => h1}}} =
+             FineTune.Distributed.train([:h_a, :h_b], %{config: "dp.json", runs_dir: "runs-dp"}, hash_every: 5)
+
+    assert h0 != h1
+    # both stopped without taking step 1: their checkpoints are step 0's
+    for dir <- [ws, ws2], do: assert(File.ls!(Path.join([dir, "runs-dp", "worker-#{if dir == ws, do: 0, else: 1}", "dp", "checkpoints"])) == ["step-00000000"])
+  end
+
+  test "a worker's node killed mid-run: dropped, rebalanced, continued from the checkpoint; back at a checkpoint when it returns; the single-run losses", %{ws: ws} do
+    peer_name = :"sw_peer_#{System.unique_integer([:positive])}"
+    {:ok, peer, node} = start_peer(peer_name)
+    on_exit(fn -> stop_peer(peer) end)
+    for n <- [:k_a, :k_b], do: start_supervised!(Supervisor.child_spec({FineTune, [name: n, workspace: ws, timeout: 60_000]}, id: n))
+    over = %{training: %{max_steps: 40, grad_accum: 3}, checkpoint: %{every_steps: 2, keep_last: 3}}
+    for f <- ["dp", "single"], do: Fixtures.write_dp_config(ws, "#{f}.json", "runs-#{f}", over)
+    assert {:ok, job} = FineTune.train_start(%{config: "single.json"}, server: :k_a)
+    last_loss(job)
+    single = Fixtures.train_losses(Path.join([ws, "runs-single", "dp"]))
+
+    me = self()
+    # the third worker is a node: the coordinator starts its sidecar under that node's supervision tree
+    coordinator =
+      Task.async(fn ->
+        FineTune.Distributed.train([:k_a, :k_b, node], %{config: "dp.json", runs_dir: "runs-dp"},
+          notify: me,
+          sidecar: [workspace: ws, timeout: 60_000],
+          hash_every: 2
+        )
+      end)
+
+    assert_receive {:starweave_distributed, 3, %{workers: 3}}, 60_000
+    os_pid = :erpc.call(node, :os, :getpid, [])
+    {_, 0} = System.cmd("kill", ["-9", to_string(os_pid)])
+
+    assert_receive {:starweave_distributed, :worker_lost, %{worker: 2, node: ^node}}, 60_000
+    assert_receive {:starweave_distributed, :resumed, %{reason: :lost, workers: [0, 1], step: from}}, 60_000
+    assert from >= 2
+
+    # the node comes back (same name): it is taken back at the next checkpoint
+    {:ok, peer2, ^node} = restart_peer(peer_name)
+    on_exit(fn -> stop_peer(peer2) end)
+    assert_receive {:starweave_distributed, :resumed, %{reason: :rejoined, workers: [0, 1, 2], step: back}}, 60_000
+    assert back > from
+
+    assert {:ok, results} = Task.await(coordinator, 120_000)
+    assert [%{"worker" => 0, "status" => "completed", "steps" => 40}, %{"worker" => 1}, %{"worker" => 2}] = results
+
+    # the losses of the steps each membership ran are the single run's (the workers' metrics agree)
+    for w <- 0..2 do
+      losses = Fixtures.train_losses(Path.join([ws, "runs-dp", "worker-#{w}", "dp"]))
+      assert Map.keys(losses) |> Enum.sort() |> List.last() == 40
+      for {step, l} <- losses, do: assert(abs(l - single[step]) < 1.0e-5 * abs(single[step]), "worker #{w} step #{step}")
+    end
+
+    adapters = for w <- 0..2, do: File.read!(Path.join([ws, "runs-dp", "worker-#{w}", "dp", "adapter", "adapter_model.safetensors"]))
+    assert length(Enum.uniq(adapters)) == 1
+  end
+
+  test "the coordinator dies: the workers stop at a checkpoint, and resume/3 continues the run with the single-run losses", %{ws: ws} do
+    for n <- [:c_a, :c_b], do: start_supervised!(Supervisor.child_spec({FineTune, [name: n, workspace: ws, timeout: 60_000]}, id: n))
+    over = %{training: %{max_steps: 12, grad_accum: 2}}
+    for f <- ["dp", "single"], do: Fixtures.write_dp_config(ws, "#{f}.json", "runs-#{f}", over)
+    assert {:ok, job} = FineTune.train_start(%{config: "single.json"}, server: :c_a)
+    last_loss(job)
+    single = Fixtures.train_losses(Path.join([ws, "runs-single", "dp"]))
+
+    me = self()
+    {pid, ref} = spawn_monitor(fn -> FineTune.Distributed.train([:c_a, :c_b], %{config: "dp.json", runs_dir: "runs-dp"}, notify: me) end)
+    assert_receive {:starweave_distributed, 2, _}, 60_000
+    Process.exit(pid, :kill)
+    assert_receive {:DOWN, ^ref, :process, _, :killed}
+
+    assert {:ok, results} = FineTune.Distributed.resume([:c_a, :c_b], %{runs_dir: "runs-dp"})
+    assert_received {:starweave_distributed, :resumed, %{reason: :resume, workers: [0, 1], step: from}}
+    assert from in 1..11
+    assert [%{"status" => "completed", "steps" => 12, "lastLoss" => loss}, %{"status" => "completed"}] = results
+    assert abs(loss - single[12]) < 1.0e-5 * abs(single[12])
+  end
+
+  defp start_peer(name \\ :"sw_peer_#{System.unique_integer([:positive])}") do
     code = Enum.flat_map(:code.get_path(), &[~c"-pa", &1])
     cookie = [~c"-setcookie", Atom.to_charlist(Node.get_cookie())]
-    :peer.start(%{name: :"sw_peer_#{System.unique_integer([:positive])}", host: ~c"127.0.0.1", longnames: true, args: cookie ++ code})
+    :peer.start(%{name: name, host: ~c"127.0.0.1", longnames: true, args: cookie ++ code})
+  end
+
+  # a peer already gone (killed) is fine
+  defp stop_peer(peer) do
+    :peer.stop(peer)
+  catch
+    _, _ -> :ok
+  end
+
+  # the same node name again, once the killed node has left epmd
+  defp restart_peer(name, tries \\ 50) do
+    case start_peer(name) do
+      {:ok, _, _} = ok -> ok
+      _ when tries > 0 -> Process.sleep(100) && restart_peer(name, tries - 1)
+      other -> other
+    end
   end
 
   # A sidecar on `node` under a supervisor held by a process of that node (evaluated there: this test

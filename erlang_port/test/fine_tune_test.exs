@@ -286,7 +286,7 @@ defmodule Starweave.FineTuneTest do
     for step <- 1..3, do: assert_received({:starweave_distributed, ^step, %{loss: l}} when is_float(l))
     # the same run in one sidecar: the last step's loss within floating-point tolerance
     assert abs(loss - single) < 1.0e-5 * abs(single)
-    adapter = fn rank -> File.read!(Path.join([ws, "runsdp", "rank-#{rank}", "dp", "adapter", "adapter_model.safetensors"])) end
+    adapter = fn rank -> File.read!(Path.join([ws, "runsdp", "worker-#{rank}", "dp", "adapter", "adapter_model.safetensors"])) end
     assert adapter.(0) == adapter.(1)
   end
 

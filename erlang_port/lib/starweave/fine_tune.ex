@@ -190,10 +190,13 @@ defmodule Starweave.FineTune do
   checkpoint as a new job; the caller receives the same events as from `train_start/2`, the `"start"`
   event with `"resumedFromStep"`. This is how a run survives a sidecar that died: the supervisor
   restarts the sidecar, the run is resumed.
+
+  With `parallel: %{"rank" => r, "workers" => n}` the run continues as one worker of a data-parallel run,
+  possibly on another number of workers than before (`Starweave.FineTune.Distributed`).
   """
   @spec train_resume(String.t(), opts) :: result(String.t())
   def train_resume(run_dir, opts \\ []),
-    do: start_job("train.resume", with_job(%{"run" => run_dir}, opts), opts)
+    do: start_job("train.resume", with_job(compact(%{"run" => run_dir, "parallel" => opts[:parallel]}), opts), opts)
 
   @doc "A training run's status."
   @spec train_status(String.t(), opts) :: result(map)
@@ -217,6 +220,25 @@ defmodule Starweave.FineTune do
         %{"job" => job, "step" => step, "grads" => %Starweave.FineTune.MsgPack.Bin{data: grads}, "stats" => stats},
         opts
       )
+
+  @doc """
+  `a + b` over two f32 little-endian binaries of one length, computed by the sidecar (the additions of
+  the ring all-reduce in `Starweave.FineTune.Distributed`; f32 arithmetic in the BEAM would take seconds
+  for an adapter's megabytes).
+  """
+  @spec reduce_add(binary, binary, opts) :: result(binary)
+  def reduce_add(a, b, opts \\ []) when is_binary(a) and is_binary(b) do
+    alias Starweave.FineTune.MsgPack.Bin
+
+    case call("reduce.add", %{"a" => %Bin{data: a}, "b" => %Bin{data: b}}, opts) do
+      {:ok, %{"sum" => sum}} -> {:ok, sum}
+      other -> other
+    end
+  end
+
+  @doc "The absolute workspace folder of a running sidecar (its requests' paths are relative to it)."
+  @spec workspace(opts) :: String.t()
+  def workspace(opts \\ []), do: GenServer.call(server(opts), :workspace)
 
   @doc "The training runs in the workspace."
   @spec train_list(opts) :: result([map])

@@ -16,7 +16,15 @@ defmodule Starweave.FineTune.Test.Fixtures do
 
   # A short data-parallel-ready run (3 steps of 2 micro-batches, dropout on) on the tiny model, written to
   # WORKSPACE/FILE; its runs go to runs_dir.
-  def write_dp_config(workspace, file, runs_dir) do
+
+  # The train losses by step of a run folder's metrics.jsonl (no JSON decoder in Elixir 1.14).
+  def train_losses(run_dir) do
+    for line <- run_dir |> Path.join("metrics.jsonl") |> File.read!() |> String.split("\n", trim: true),
+        [_, step, loss] <- [Regex.run(~r/"type":"train","step":(\d+),.*"loss":(-?[0-9.eE+-]+)/, line)],
+        into: %{},
+        do: {String.to_integer(step), String.to_float(loss)}
+  end
+  def write_dp_config(workspace, file, runs_dir, over \\ %{}) do
     config = %{
       name: "dp",
       model: %{dir: "models/tiny", generate: %{preset: "tiny", seed: 1}},
@@ -28,6 +36,8 @@ defmodule Starweave.FineTune.Test.Fixtures do
       output: %{runs_dir: runs_dir, name: "dp"}
     }
 
+    # `over`: sections merged into the config's (%{training: %{max_steps: 12}, checkpoint: %{every_steps: 2}})
+    config = Map.merge(config, over, fn _k, a, b -> Map.merge(a, b) end)
     File.write!(Path.join(workspace, file), Starweave.FineTune.Test.JSON.encode(config))
   end
 end

@@ -1,133 +1,808 @@
 defmodule Starweave.FineTune.Distributed do
   @moduledoc """
-  Synchronous data-parallel LoRA training over several sidecars (docs/DISTRIBUTED.md): the same run on
-  every worker, each computing its share of every step's micro-batches; this module is the all-reduce
-  between them.
+  Synchronous data-parallel LoRA training over the nodes of a BEAM cluster (docs/DISTRIBUTED.md).
 
-  Workers are `Starweave.FineTune` servers: a registered name on this node, or `{name, node}` for one on
-  another node of the cluster (Erlang distribution carries the calls, the events and the gradient
-  binaries). Each worker's `train.start` job gets `"parallel" => %{"rank" => i, "workers" => n}`; at every
-  step each worker sends its gradients (an f32 little-endian binary) and step statistics, this process
-  sums them (a star: the coordinator is the root of a one-level tree) and answers each worker with
-  `Starweave.FineTune.train_reduce/5`. Every worker then takes the same optimizer step.
+  Every worker is a sidecar running the same run config and seed; micro-batch `k` of every step is worker
+  `k rem workers`'s, and the workers' gradients are summed by a ring all-reduce over Erlang distribution
+  before every worker takes the same optimizer step, so the run's losses are the single-process run's
+  (within floating-point tolerance: the sums are ordered differently) and every worker holds the same
+  parameters, checked by hash.
 
-  Not yet: a ring all-reduce for large adapters, parameter-hash checks, dropping a dead worker and
-  rebalancing, rejoining (see docs/DISTRIBUTED.md).
+  ## Workers
+
+    * a node name (`:"worker@host"`): this module starts a sidecar there, under that node's own
+      supervision tree (the application's `Starweave.FineTune.Sidecars`), with the `:sidecar` options
+    * a registered server on this node (`:name`) or on another (`{:name, node}`), started by its host
+
+  ## How a step runs
+
+  For each worker an agent process runs on the worker's node: it starts the worker's job (`train.start`
+  or `train.resume` with `"parallel" => %{"rank", "workers", "hash_every"}`), and at each step takes the
+  job's `"gradients"` event, exchanges the step statistics and parameter hashes with the other agents,
+  runs its part of a ring all-reduce of the gradient binary (a reduce-scatter and an all-gather of
+  `workers` chunks, each chunk crossing the ring once per phase; the f32 additions done by its own
+  sidecar, `Starweave.FineTune.reduce_add/3`) and answers its job with `Starweave.FineTune.train_reduce/5`.
+  Gradients never pass through the coordinator, which only follows the run.
+
+  ## Faults
+
+    * A worker whose node dies or is cut off, or whose sidecar exits, is dropped: the others are stopped
+      at a step boundary (a worker cancelled while it waits for the sums drops that step and writes the
+      previous step's checkpoint), the shares are rebalanced over the rest (the rule `k rem workers` with
+      the new count; the global batch and the losses do not change) and the run continues from the latest
+      checkpoint any of them holds (copied to the workers that lack it).
+    * A dropped worker that becomes reachable again (its node reconnects, its sidecar is back) is taken
+      back at the next checkpoint that every worker has written (needs `checkpoint.every_steps > 0`).
+    * Parameter hashes that differ between workers (checked every `:hash_every` steps) stop the run with
+      `{:error, {:parameter_mismatch, step, hashes_by_worker}}` before the step is taken.
+    * When the coordinator dies, every agent cancels its job, which stops with a checkpoint; `resume/3`
+      (from any node) continues the run from the latest checkpoint on the workers.
+
+  ## Events
+
+  The caller (or `notify:` pid) receives
+
+    * `{:starweave_distributed, step, %{loss: l, tokens: t, workers: n, allreduce_ms: ms}}` after every
+      reduced step (after a fault, the steps since the checkpoint are run and reported again)
+    * `{:starweave_distributed, :worker_lost, %{worker: id, node: node, reason: reason, step: s}}`
+    * `{:starweave_distributed, :resumed, %{step: checkpoint_step, workers: [id], reason: :lost | :rejoined | :resume}}`
+    * `{:starweave_distributed, :eval, data}` (the first worker's held-out evaluations)
+
+  where a worker's id is its position in the list given.
   """
 
   alias Starweave.FineTune
 
-  @type worker :: atom | {atom, node}
+  @type worker :: node | atom | {atom, node}
+  @sidecar_name :starweave_distributed_sidecar
 
   @doc """
-  Runs a training job (`params` as for `Starweave.FineTune.train_start/2`: `%{"config" => path}` inside
-  every worker's workspace, and optionally `"runs_dir"`, which gets `/rank-N` appended per worker) on the
-  given workers and blocks until every worker ends. The caller (or `notify:` pid) receives
-  `{:starweave_distributed, step, %{loss: l, tokens: t}}` after each reduced step.
+  Runs a training job over `workers` and blocks until it ends.
 
-  Returns `{:ok, [result_of_rank_0, ...]}` (each worker's `train.start` result) or
-  `{:error, {:worker_failed, rank, data}}` / `{:error, {:worker_down, rank, reason}}` (its server or node
-  went away) / `{:error, {:start_failed, rank, reason}}`; then the others are cancelled (each stops at a
-  step boundary with a checkpoint).
+  `params`: `%{"config" => path}` (a run config in every worker's workspace) and `"runs_dir"` (default
+  `".starweave/runs"`; worker `i` writes its run under `runs_dir/worker-i/`).
+
+  Options:
+
+    * `:notify` - the pid that receives the events (default: the caller)
+    * `:sidecar` - options of the sidecars started on node workers (`Starweave.FineTune.start_link/1`:
+      `:workspace`, `:node`, `:script`, ...), or a function `node -> options`
+    * `:hash_every` - check the workers' parameter hashes every this many steps (default 10; 0: never)
+    * `:max_restarts` - how many times the run may continue after a lost worker (default 5)
+    * `:step_timeout` - ms without any progress after which the run is stopped (default 600_000)
+
+  Returns `{:ok, results}`, one `train.start`/`train.resume` result per worker of the last membership (in
+  rank order, each with `"worker" => id`), or `{:error, reason}`: `{:start_failed, id, reason}`,
+  `{:worker_failed, id, data}` (its job failed: the same would happen anywhere), `{:worker_down, id,
+  reason}` (lost with no worker or restart left), `{:parameter_mismatch, step, hashes}`, `{:timeout, ms}`.
   """
   @spec train([worker, ...], map, keyword) :: {:ok, [map]} | {:error, term}
-  def train(workers, params, opts \\ []) when is_list(workers) and workers != [] do
-    n = length(workers)
-    notify = opts[:notify] || self()
-    timeout = opts[:step_timeout] || 600_000
+  def train(workers, params, opts \\ []) when is_list(workers) and workers != [],
+    do: run(workers, params, :start, opts)
+
+  @doc """
+  Continues a run of `train/3` from the latest checkpoint held by any of `workers` (the same list, in
+  the same order, as the run was started with): after the coordinator died, or after the run was
+  stopped. `params` as for `train/3` (`"config"` is not needed); `"run"` names the run folder under
+  `runs_dir/worker-i/` (default: the newest). Workers that cannot be reached are left out and taken back
+  at a checkpoint when they come back. Same options and results as `train/3`.
+  """
+  @spec resume([worker, ...], map, keyword) :: {:ok, [map]} | {:error, term}
+  def resume(workers, params, opts \\ []) when is_list(workers) and workers != [],
+    do: run(workers, params, :resume, opts)
+
+  # ------------------------------------------------------------------------------------ the coordinator
+
+  defp run(workers, params, mode, opts) do
+    params = Map.new(params, fn {k, v} -> {to_string(k), v} end)
+    ids = Enum.to_list(0..(length(workers) - 1))
+
+    st = %{
+      specs: workers |> Enum.with_index() |> Map.new(fn {w, i} -> {i, w} end),
+      params: params,
+      runs_dir: params["runs_dir"] || ".starweave/runs",
+      notify: opts[:notify] || self(),
+      sidecar: opts[:sidecar] || [],
+      hash_every: Keyword.get(opts, :hash_every, 10),
+      max_restarts: Keyword.get(opts, :max_restarts, 5),
+      step_timeout: opts[:step_timeout] || 600_000,
+      restarts: 0,
+      gen: nil,
+      last_step: 0,
+      run_name: params["run"],
+      active: [],
+      agents: %{},
+      steps: %{},
+      ckpt_seen: %{},
+      results: %{}
+    }
+
+    watching = Node.alive?() and :net_kernel.monitor_nodes(true) == :ok
+
+    try do
+      run_mode(st, ids, mode, workers)
+    catch
+      {:distributed_error, reason} -> {:error, reason}
+    after
+      if watching, do: :net_kernel.monitor_nodes(false)
+    end
+  end
+
+  defp run_mode(st, ids, mode, workers) do
+    case mode do
+      :start ->
+        with :ok <- ensure_all(st, ids) do
+          st |> launch(ids, :start) |> coordinate()
+        end
+
+      :resume ->
+        {up, _down} = Enum.split_with(ids, &(ensure_server(st, &1) == :ok))
+
+        if up == [] do
+          {:error, {:no_worker_reachable, workers}}
+        else
+          Enum.each(up, &wait_idle(st, &1))
+          restart(st, up, :resume)
+        end
+    end
+  end
+
+  defp ensure_all(st, ids) do
+    Enum.reduce_while(ids, :ok, fn id, :ok ->
+      case ensure_server(st, id) do
+        :ok -> {:cont, :ok}
+        {:error, reason} -> {:halt, {:error, {:start_failed, id, reason}}}
+      end
+    end)
+  end
+
+  # Starts the agents of `ids` (in rank order); `how`: :start, or {:resume, run_dirs}.
+  defp launch(st, ids, how) do
+    n = length(ids)
+    gen = make_ref()
+
+    agents =
+      ids
+      |> Enum.with_index()
+      |> Map.new(fn {id, rank} ->
+        parallel = %{"rank" => rank, "workers" => n, "hash_every" => st.hash_every}
+
+        start =
+          case how do
+            :start ->
+              {:start,
+               st.params
+               |> Map.take(["config"])
+               |> Map.merge(%{"runs_dir" => worker_dir(st, id), "parallel" => parallel})}
+
+            {:resume, dirs} ->
+              {:resume, Map.fetch!(dirs, id), parallel}
+          end
+
+        {name, node} = server(st, id)
+
+        pid =
+          Node.spawn(node, __MODULE__, :agent, [
+            %{coord: self(), gen: gen, id: id, server: name, start: start}
+          ])
+
+        {id, %{pid: pid, ref: Process.monitor(pid), job: nil}}
+      end)
+
+    st = %{st | gen: gen, active: ids, agents: agents, steps: %{}, ckpt_seen: %{}, results: %{}}
+    await_started(st, ids)
+  end
+
+  defp await_started(st, []) do
+    pids = Enum.map(st.active, &st.agents[&1].pid)
+    Enum.each(pids, &send(&1, {:peers, List.to_tuple(pids)}))
+    st
+  end
+
+  defp await_started(%{gen: gen} = st, waiting) do
+    receive do
+      {:dist, ^gen, id, {:started, job}} ->
+        await_started(put_in(st.agents[id].job, job), List.delete(waiting, id))
+
+      {:dist, ^gen, id, {:start_failed, reason}} ->
+        st = %{st | agents: Map.delete(st.agents, id), active: List.delete(st.active, id)}
+        abort_all(st)
+        throw({:distributed_error, {:start_failed, id, reason}})
+
+      {:DOWN, ref, :process, _, reason} ->
+        case agent_of(st, ref) do
+          nil ->
+            await_started(st, waiting)
+
+          id ->
+            abort_all(st)
+            throw({:distributed_error, {:start_failed, id, reason}})
+        end
+    after
+      st.step_timeout ->
+        abort_all(st)
+        throw({:distributed_error, {:timeout, st.step_timeout}})
+    end
+  end
+
+  defp coordinate(st) do
+    coordinate_loop(st)
+  catch
+    {:distributed_error, reason} -> {:error, reason}
+  end
+
+  defp coordinate_loop(%{gen: gen} = st) do
+    receive do
+      {:dist, ^gen, id, {:reduced, step, stats, ms}} ->
+        st |> on_reduced(id, step, stats, ms) |> coordinate_loop()
+
+      {:dist, ^gen, id, {:run_dir, dir}} ->
+        coordinate_loop(
+          %{st | run_name: st.run_name || Path.basename(dir)}
+          |> put_in([:agents, id, :run_dir], dir)
+        )
+
+      {:dist, ^gen, id, {:checkpoint, step, _dir}} ->
+        seen = Map.update(st.ckpt_seen, step, MapSet.new([id]), &MapSet.put(&1, id))
+        st = %{st | ckpt_seen: seen}
+
+        if MapSet.size(seen[step]) == length(st.active),
+          do: st |> maybe_rejoin(step) |> coordinate_loop(),
+          else: coordinate_loop(st)
+
+      {:dist, ^gen, id, {:eval, data}} ->
+        if id == hd(st.active), do: send(st.notify, {:starweave_distributed, :eval, data})
+        coordinate_loop(st)
+
+      {:dist, ^gen, _id, {:hash_mismatch, step, hashes}} ->
+        abort_all(st)
+        {:error, {:parameter_mismatch, step, hashes}}
+
+      {:dist, ^gen, id, {:ended, "done", %{"status" => status} = result}} when status != "cancelled" ->
+        st = %{st | results: Map.put(st.results, id, Map.put(result, "worker", id))}
+        Process.demonitor(st.agents[id].ref, [:flush])
+
+        if map_size(st.results) == length(st.active),
+          do: {:ok, Enum.map(st.active, &st.results[&1])},
+          else: coordinate_loop(st)
+
+      {:dist, ^gen, id, {:ended, "failed", data}} ->
+        abort_all(st)
+        {:error, {:worker_failed, id, data}}
+
+      {:dist, ^gen, id, {:ended, event, data}} ->
+        # the sidecar exited, or the job was cancelled by someone else: the worker is lost
+        st |> lost(id, {event, data}) |> coordinate_loop()
+
+      {:DOWN, ref, :process, _, reason} ->
+        case agent_of(st, ref) do
+          nil -> coordinate_loop(st)
+          id -> st |> lost(id, reason) |> coordinate_loop()
+        end
+
+      # an earlier membership's last words
+      {:dist, _old, _id, _msg} ->
+        coordinate_loop(st)
+
+      {:nodeup, _node} ->
+        coordinate_loop(st)
+
+      {:nodedown, _node} ->
+        coordinate_loop(st)
+    after
+      st.step_timeout ->
+        abort_all(st)
+        {:error, {:timeout, st.step_timeout}}
+    end
+  end
+
+  defp on_reduced(st, id, step, stats, ms) do
+    reports = Map.update(st.steps, step, %{id => {stats, ms}}, &Map.put(&1, id, {stats, ms}))
+
+    if map_size(reports[step]) == length(st.active) do
+      {[loss_sum, tokens, _rows], _} = reports[step][hd(st.active)]
+      ms = reports[step] |> Map.values() |> Enum.map(&elem(&1, 1)) |> Enum.max()
+
+      send(
+        st.notify,
+        {:starweave_distributed, step,
+         %{
+           loss: if(tokens > 0, do: loss_sum / tokens, else: nil),
+           tokens: tokens,
+           workers: length(st.active),
+           allreduce_ms: ms
+         }}
+      )
+
+      %{st | steps: Map.delete(reports, step), last_step: step}
+    else
+      %{st | steps: reports}
+    end
+  end
+
+  # A worker is gone: stop the others at a step boundary, continue without it from the latest checkpoint.
+  defp lost(st, id, reason) do
+    {_, node} = server(st, id)
+
+    send(
+      st.notify,
+      {:starweave_distributed, :worker_lost, %{worker: id, node: node, reason: reason, step: st.last_step}}
+    )
+
+    Process.demonitor(st.agents[id].ref, [:flush])
+    survivors = List.delete(st.active, id)
+    st = %{st | active: survivors, agents: Map.delete(st.agents, id)}
+    stop_agents(st, survivors)
+
+    cond do
+      survivors == [] ->
+        throw({:distributed_error, {:worker_down, id, reason}})
+
+      st.restarts >= st.max_restarts ->
+        throw({:distributed_error, {:worker_down, id, reason}})
+
+      true ->
+        continue_with(
+          %{st | restarts: st.restarts + 1},
+          Enum.sort(survivors ++ reachable(st, survivors)),
+          :lost
+        )
+    end
+  end
+
+  # After a checkpoint that every worker wrote: take back dropped workers that can be reached again.
+  defp maybe_rejoin(st, step) do
+    back = reachable(st, st.active)
+
+    if back == [] do
+      st
+    else
+      stop_agents(st, st.active)
+      send(st.notify, {:starweave_distributed, :rejoining, %{workers: back, checkpoint: step}})
+      continue_with(st, Enum.sort(st.active ++ back), :rejoined)
+    end
+  end
+
+  defp continue_with(st, ids, why) do
+    case restart(st, ids, why) do
+      %{} = st -> st
+      {:error, reason} -> throw({:distributed_error, reason})
+    end
+  end
+
+  # Workers not in `active` whose node is connected and whose sidecar is (or can be) running.
+  defp reachable(st, active) do
+    connected = [node() | Node.list()]
+
+    st.specs
+    |> Map.keys()
+    |> Enum.reject(&(&1 in active))
+    |> Enum.filter(fn id -> elem(server(st, id), 1) in connected and ensure_server(st, id) == :ok end)
+  end
+
+  # (Re)starts `ids` from the latest checkpoint any of them holds, copied to those that lack it.
+  # Returns the coordinator's state when called from the loop (:lost, :rejoined), or the run's result.
+  defp restart(st, ids, why) do
+    with {:ok, name} <- run_name(st, ids),
+         {:ok, dirs, step} <- place_checkpoint(st, ids, name) do
+      send(st.notify, {:starweave_distributed, :resumed, %{step: step, workers: ids, reason: why}})
+      st = launch(%{st | run_name: name}, ids, {:resume, dirs})
+      if why == :resume, do: coordinate(st), else: st
+    end
+  catch
+    {:distributed_error, reason} -> {:error, reason}
+  end
+
+  defp run_name(%{run_name: name}, _ids) when is_binary(name), do: {:ok, name}
+
+  defp run_name(st, ids) do
+    ids
+    |> Enum.flat_map(fn id ->
+      rpc(st, id, __MODULE__, :list_runs, [abs_path(st, id, worker_dir(st, id))]) |> ok_or([])
+    end)
+    |> Enum.max_by(fn {_name, mtime} -> mtime end, fn -> nil end)
+    |> case do
+      nil -> {:error, {:no_run, st.runs_dir}}
+      {name, _} -> {:ok, name}
+    end
+  end
+
+  # Every worker of `ids` gets the newest checkpoint found on any of them (and the run's config.json).
+  defp place_checkpoint(st, ids, name) do
+    dirs = Map.new(ids, &{&1, Path.join(worker_dir(st, &1), name)})
+
+    held =
+      Map.new(ids, fn id ->
+        {id, rpc(st, id, __MODULE__, :list_checkpoints, [abs_path(st, id, dirs[id])]) |> ok_or([])}
+      end)
+
+    holders = for {id, steps} <- held, steps != [], do: {id, Enum.max(steps)}
+
+    case Enum.max_by(holders, &elem(&1, 1), fn -> nil end) do
+      nil ->
+        {:error, {:no_checkpoint, name}}
+
+      {from, step} ->
+        src = abs_path(st, from, dirs[from])
+        {:ok, files} = rpc(st, from, __MODULE__, :read_checkpoint, [src, step])
+
+        for id <- ids, step not in held[id] do
+          :ok = rpc(st, id, __MODULE__, :write_checkpoint, [abs_path(st, id, dirs[id]), step, files])
+        end
+
+        {:ok, dirs, step}
+    end
+  end
+
+  defp stop_agents(st, ids) do
+    Enum.each(ids, &send(st.agents[&1].pid, :abort))
+    await_ended(st, MapSet.new(ids))
+  end
+
+  defp abort_all(st), do: stop_agents(st, Enum.filter(st.active, &Map.has_key?(st.agents, &1)))
+
+  defp await_ended(%{gen: gen} = st, waiting) do
+    if MapSet.size(waiting) == 0 do
+      :ok
+    else
+      receive do
+        {:dist, ^gen, id, {:ended, _, _}} ->
+          Process.demonitor(st.agents[id].ref, [:flush])
+          await_ended(st, MapSet.delete(waiting, id))
+
+        {:DOWN, ref, :process, _, _} ->
+          case agent_of(st, ref) do
+            nil -> await_ended(st, waiting)
+            id -> await_ended(st, MapSet.delete(waiting, id))
+          end
+      after
+        st.step_timeout -> :ok
+      end
+    end
+  end
+
+  defp agent_of(st, ref), do: Enum.find_value(st.agents, fn {id, a} -> if a.ref == ref, do: id end)
+
+  # --------------------------------------------------------------------------------- workers' servers
+
+  defp server(st, id) do
+    case st.specs[id] do
+      {name, node} when is_atom(name) and is_atom(node) -> {name, node}
+      a when is_atom(a) -> if node_name?(a), do: {@sidecar_name, a}, else: {a, node()}
+    end
+  end
+
+  defp node_name?(a) when is_atom(a), do: a |> Atom.to_string() |> String.contains?("@")
+  defp node_name?(_), do: false
+
+  defp ensure_server(st, id) do
+    {name, node} = server(st, id)
+
+    if node_name?(st.specs[id]) do
+      opts = if is_function(st.sidecar, 1), do: st.sidecar.(node), else: st.sidecar
+      rpc_node(node, __MODULE__, :ensure_sidecar, [name, opts])
+    else
+      case rpc_node(node, Process, :whereis, [name]) do
+        pid when is_pid(pid) -> :ok
+        nil -> {:error, {:no_server, name, node}}
+        {:error, _} = e -> e
+      end
+    end
+  end
+
+  # waits until the worker's sidecar runs no training job (a coordinator that died leaves jobs stopping)
+  defp wait_idle(st, id, tries \\ 600) do
+    {name, node} = server(st, id)
+
+    busy =
+      case FineTune.jobs(server: {name, node}) do
+        {:ok, jobs} ->
+          Enum.any?(jobs, &(&1["status"] == "running" and &1["method"] in ["train.start", "train.resume"]))
+
+        _ ->
+          false
+      end
+
+    if busy and tries > 0, do: Process.sleep(100) && wait_idle(st, id, tries - 1), else: :ok
+  end
+
+  defp worker_dir(st, id), do: Path.join(st.runs_dir, "worker-#{id}")
+
+  defp abs_path(st, id, rel) do
+    {name, node} = server(st, id)
+    Path.expand(rel, FineTune.workspace(server: {name, node}))
+  end
+
+  defp rpc(st, id, m, f, a), do: rpc_node(elem(server(st, id), 1), m, f, a)
+
+  defp rpc_node(node, m, f, a) when node == node(), do: apply(m, f, a)
+
+  defp rpc_node(node, m, f, a) do
+    :erpc.call(node, m, f, a, 60_000)
+  catch
+    :error, {:erpc, reason} -> {:error, {:nodedown, node, reason}}
+    kind, reason -> {:error, {kind, reason}}
+  end
+
+  defp ok_or({:ok, v}, _), do: v
+  defp ok_or(_, default), do: default
+
+  # ------------------------------------------------------------ run on the workers' nodes (by :erpc)
+
+  @doc false
+  # The node's sidecar for distributed runs, under the application's DynamicSupervisor.
+  def ensure_sidecar(name, opts) do
+    with {:ok, _} <- Application.ensure_all_started(:starweave_finetune) do
+      case Process.whereis(name) do
+        nil ->
+          spec = Supervisor.child_spec({FineTune, Keyword.put(opts, :name, name)}, restart: :transient)
+
+          case DynamicSupervisor.start_child(Starweave.FineTune.Sidecars, spec) do
+            {:ok, _} -> :ok
+            {:error, {:already_started, _}} -> :ok
+            {:error, reason} -> {:error, reason}
+          end
+
+        _ ->
+          :ok
+      end
+    end
+  end
+
+  @doc false
+  def list_runs(dir) do
+    case File.ls(dir) do
+      {:ok, names} ->
+        {:ok,
+         for n <- names, File.regular?(Path.join([dir, n, "config.json"])) do
+           {n, File.stat!(Path.join(dir, n), time: :posix).mtime}
+         end}
+
+      _ ->
+        {:ok, []}
+    end
+  end
+
+  @doc false
+  def list_checkpoints(run_dir) do
+    case File.ls(Path.join(run_dir, "checkpoints")) do
+      {:ok, names} -> {:ok, for("step-" <> n <- names, {i, ""} <- [Integer.parse(n)], do: i)}
+      _ -> {:ok, []}
+    end
+  end
+
+  @doc false
+  # the run's config.json and one checkpoint's files, to be written on another worker
+  def read_checkpoint(run_dir, step) do
+    ck = Path.join([run_dir, "checkpoints", step_dir(step)])
+
+    {:ok,
+     %{
+       config: File.read!(Path.join(run_dir, "config.json")),
+       files: for(f <- File.ls!(ck), File.regular?(Path.join(ck, f)), do: {f, File.read!(Path.join(ck, f))})
+     }}
+  end
+
+  @doc false
+  # written beside, then renamed into place: a checkpoint is whole or absent
+  def write_checkpoint(run_dir, step, %{config: config, files: files}) do
+    ck = Path.join([run_dir, "checkpoints", step_dir(step)])
+    tmp = ck <> ".copy-#{System.unique_integer([:positive])}"
+    File.mkdir_p!(tmp)
+
+    unless File.regular?(Path.join(run_dir, "config.json")),
+      do: File.write!(Path.join(run_dir, "config.json"), config)
+
+    Enum.each(files, fn {f, data} -> File.write!(Path.join(tmp, f), data) end)
+    File.rm_rf!(ck)
+    File.rename!(tmp, ck)
+    :ok
+  end
+
+  defp step_dir(step), do: "step-" <> String.pad_leading(Integer.to_string(step), 8, "0")
+
+  # ---------------------------------------------------------------------------------------- the agent
+
+  @doc false
+  # One worker's agent, on the worker's node: starts its job, runs its part of every step's all-reduce.
+  def agent(%{coord: coord, gen: gen, id: id, server: server, start: start}) do
+    cref = Process.monitor(coord)
 
     started =
-      workers
-      |> Enum.with_index()
-      |> Enum.reduce_while({:ok, []}, fn {w, rank}, {:ok, acc} ->
-        p =
-          params
-          |> Map.new(fn {k, v} -> {to_string(k), v} end)
-          |> Map.put("parallel", %{"rank" => rank, "workers" => n})
-          |> Map.put_new("credits", 1000)
-          |> then(fn p -> if p["runs_dir"], do: Map.put(p, "runs_dir", Path.join(p["runs_dir"], "rank-#{rank}")), else: p end)
+      case start do
+        {:start, params} ->
+          FineTune.train_start(params, server: server, timeout: 120_000)
 
-        case FineTune.train_start(p, server: w) do
-          {:ok, job} -> {:cont, {:ok, acc ++ [{w, job}]}}
-          {:error, reason} -> {:halt, {:error, {:start_failed, rank, reason}, acc}}
+        {:resume, run_dir, parallel} ->
+          FineTune.train_resume(run_dir, server: server, parallel: parallel, timeout: 120_000)
+      end
+
+    case started do
+      {:ok, job} ->
+        st = %{
+          coord: coord,
+          gen: gen,
+          cref: cref,
+          id: id,
+          server: server,
+          job: job,
+          stopping: false,
+          coord_alive: true
+        }
+
+        tell(st, {:started, job})
+
+        receive do
+          {:peers, pids} ->
+            agent_loop(Map.merge(st, %{peers: pids, n: tuple_size(pids), rank: index_of(pids, self())}))
+
+          :abort ->
+            stop_job(st)
+
+          {:DOWN, ^cref, :process, _, _} ->
+            stop_job(%{st | coord_alive: false})
+        end
+
+      {:error, reason} ->
+        send(coord, {:dist, gen, id, {:start_failed, reason}})
+    end
+  end
+
+  defp tell(st, msg), do: send(st.coord, {:dist, st.gen, st.id, msg})
+
+  defp index_of(tuple, x), do: Enum.find_index(Tuple.to_list(tuple), &(&1 == x))
+
+  defp agent_loop(%{job: job} = st) do
+    receive do
+      {:starweave_finetune, ^job, %{event: "gradients", data: d}} ->
+        if st.stopping, do: agent_loop(st), else: agent_step(st, d)
+
+      {:starweave_finetune, ^job, %{event: "start", data: d}} ->
+        tell(st, {:run_dir, d["runDir"]})
+        agent_loop(st)
+
+      {:starweave_finetune, ^job, %{event: "checkpoint", data: d}} ->
+        tell(st, {:checkpoint, d["step"], d["dir"]})
+        agent_loop(st)
+
+      {:starweave_finetune, ^job, %{event: "eval", data: d}} ->
+        tell(st, {:eval, d})
+        agent_loop(st)
+
+      {:starweave_finetune, ^job, %{event: e, data: d}}
+      when e in ["done", "failed", "cancelled", "sidecar_exited"] ->
+        tell(st, {:ended, e, d})
+
+      {:starweave_finetune, ^job, _} ->
+        agent_loop(st)
+
+      :abort ->
+        stop_job(st)
+
+      {:DOWN, cref, :process, _, _} when cref == st.cref ->
+        stop_job(%{st | coord_alive: false})
+    end
+  end
+
+  defp agent_step(st, %{"step" => step, "grads" => grads, "stats" => stats} = d) do
+    t0 = System.monotonic_time(:microsecond)
+    {all_stats, hashes} = exchange_small(st, step, stats, d["paramHash"])
+
+    if hashes != %{} and hashes |> Map.values() |> Enum.uniq() |> length() > 1 do
+      tell(st, {:hash_mismatch, step, hashes})
+      stop_job(st)
+    else
+      sum = ring_all_reduce(st, step, grads)
+      stats_sum = Enum.zip_with(all_stats, &Enum.sum/1)
+      ms = (System.monotonic_time(:microsecond) - t0) / 1000
+
+      case FineTune.train_reduce(st.job, step, sum, stats_sum, server: st.server, timeout: 120_000) do
+        {:ok, _} ->
+          tell(st, {:reduced, step, stats_sum, ms})
+          agent_loop(st)
+
+        {:error, _} ->
+          # the job ended under us (cancelled, sidecar gone): its end event says how
+          agent_loop(%{st | stopping: true})
+      end
+    end
+  catch
+    :stop -> stop_job(st)
+    :coordinator_down -> stop_job(%{st | coord_alive: false})
+  end
+
+  # every worker's step statistics (in rank order) and parameter hashes (by worker id), from all to all
+  defp exchange_small(st, step, stats, hash) do
+    for r <- 0..(st.n - 1),
+        r != st.rank,
+        do: send(elem(st.peers, r), {:ring_small, step, st.rank, st.id, stats, hash})
+
+    got =
+      Enum.reduce(1..(st.n - 1)//1, %{st.rank => {st.id, stats, hash}}, fn _, acc ->
+        receive do
+          {:ring_small, ^step, r, id, s, h} -> Map.put(acc, r, {id, s, h})
+          :abort -> throw(:stop)
+          {:DOWN, cref, :process, _, _} when cref == st.cref -> throw(:coordinator_down)
         end
       end)
 
-    case started do
-      {:ok, jobs} ->
-        # a worker's server (or its node) going away ends the run with a clear reason, not a timeout
-        monitors = jobs |> Enum.with_index() |> Map.new(fn {{w, _}, rank} -> {Process.monitor(w), rank} end)
-
-        try do
-          loop(jobs, 1, notify, timeout, monitors)
-        after
-          Enum.each(Map.keys(monitors), &Process.demonitor(&1, [:flush]))
-        end
-
-      {:error, reason, jobs} ->
-        cancel(jobs)
-        {:error, reason}
-    end
+    ordered = Enum.map(0..(st.n - 1), &got[&1])
+    {Enum.map(ordered, &elem(&1, 1)), for({id, _, h} <- ordered, h != nil, into: %{}, do: {id, h})}
   end
 
-  defp loop(jobs, step, notify, timeout, monitors) do
-    evs = Enum.map(jobs, fn {_w, job} -> next_event(job, timeout, monitors) end)
+  # Ring all-reduce of an f32 binary: reduce-scatter, then all-gather, over `n` chunks. After the
+  # reduce-scatter rank r holds the full sum of chunk (r + 1) rem n; each chunk is summed once, by one
+  # sidecar, so every worker ends with the same bits.
+  defp ring_all_reduce(%{n: 1}, _step, grads), do: grads
 
-    cond do
-      (down = Enum.find(evs, &match?({"down", _}, &1))) != nil ->
-        {"down", {rank, reason}} = down
-        jobs |> List.delete_at(rank) |> cancel()
-        {:error, {:worker_down, rank, reason}}
+  defp ring_all_reduce(st, step, grads) do
+    n = st.n
+    right = elem(st.peers, rem(st.rank + 1, n))
+    floats = div(byte_size(grads), 4)
 
-      Enum.all?(evs, &match?({"done", _}, &1)) ->
-        {:ok, Enum.map(evs, &elem(&1, 1))}
-
-      (failed = Enum.find_index(evs, &(elem(&1, 0) != "gradients"))) != nil ->
-        cancel(jobs)
-        {:error, {:worker_failed, failed, evs |> Enum.at(failed) |> elem(1)}}
-
-      true ->
-        data = Enum.map(evs, &elem(&1, 1))
-
-        case Enum.uniq(Enum.map(data, & &1["step"])) do
-          [^step] -> :ok
-          steps -> raise "data-parallel workers out of step: expected #{step}, got #{inspect(steps)}"
+    chunks =
+      List.to_tuple(
+        for i <- 0..(n - 1) do
+          from = div(i * floats, n)
+          binary_part(grads, from * 4, (div((i + 1) * floats, n) - from) * 4)
         end
+      )
 
-        grads = data |> Enum.map(& &1["grads"]) |> sum_f32()
-        stats = data |> Enum.map(& &1["stats"]) |> Enum.zip_with(&Enum.sum/1)
+    chunks =
+      Enum.reduce(0..(n - 2), chunks, fn s, ch ->
+        send(right, {:ring, step, :scatter, s, elem(ch, Integer.mod(st.rank - s, n))})
+        recv = Integer.mod(st.rank - s - 1, n)
+        bin = await_ring(st, step, :scatter, s)
 
-        replies = Enum.map(jobs, fn {w, job} -> FineTune.train_reduce(job, step, grads, stats, server: w) end)
-
-        case Enum.find_index(replies, &(not match?({:ok, %{"ok" => true}}, &1))) do
-          nil ->
-            [loss_sum, tokens, _rows] = stats
-            send(notify, {:starweave_distributed, step, %{loss: if(tokens > 0, do: loss_sum / tokens, else: nil), tokens: tokens}})
-            loop(jobs, step + 1, notify, timeout, monitors)
-
-          rank ->
-            jobs |> List.delete_at(rank) |> cancel()
-            {:error, {:worker_down, rank, Enum.at(replies, rank)}}
+        case FineTune.reduce_add(elem(ch, recv), bin, server: st.server, timeout: 120_000) do
+          {:ok, sum} -> put_elem(ch, recv, sum)
+          {:error, _} -> throw(:stop)
         end
-    end
+      end)
+
+    chunks =
+      Enum.reduce(0..(n - 2), chunks, fn s, ch ->
+        send(right, {:ring, step, :gather, s, elem(ch, Integer.mod(st.rank + 1 - s, n))})
+        put_elem(ch, Integer.mod(st.rank - s, n), await_ring(st, step, :gather, s))
+      end)
+
+    chunks |> Tuple.to_list() |> IO.iodata_to_binary()
   end
 
-  # The next "gradients" or terminal event of a job (other events pass by), or a worker's server gone.
-  defp next_event(job, timeout, monitors) do
+  defp await_ring(st, step, phase, s) do
     receive do
-      {:starweave_finetune, ^job, %{event: e, data: data}} when e in ["gradients", "done", "failed", "cancelled"] -> {e, data}
-      {:starweave_finetune, ^job, _other} -> next_event(job, timeout, monitors)
-      {:DOWN, ref, :process, _, reason} when is_map_key(monitors, ref) -> {"down", {monitors[ref], reason}}
-    after
-      timeout -> {"failed", %{"reason" => "no gradients from job #{job} within #{timeout} ms"}}
+      {:ring, ^step, ^phase, ^s, bin} -> bin
+      :abort -> throw(:stop)
+      {:DOWN, cref, :process, _, _} when cref == st.cref -> throw(:coordinator_down)
     end
   end
 
-  defp cancel(jobs), do: Enum.each(jobs, fn {w, job} -> FineTune.train_cancel(job, server: w) end)
+  # Cancel the job (it stops at a step boundary with a checkpoint) and wait for its end; tell the
+  # coordinator unless it is gone.
+  defp stop_job(%{job: job} = st) do
+    FineTune.train_cancel(job, server: st.server)
+    agent_drain(st)
+  end
+
+  defp agent_drain(%{job: job} = st) do
+    receive do
+      {:starweave_finetune, ^job, %{event: e, data: d}}
+      when e in ["done", "failed", "cancelled", "sidecar_exited"] ->
+        if st.coord_alive, do: tell(st, {:ended, e, d})
+
+      {:DOWN, cref, :process, _, _} when cref == st.cref ->
+        agent_drain(%{st | coord_alive: false})
+
+      _other ->
+        agent_drain(st)
+    after
+      600_000 -> :ok
+    end
+  end
 
   @doc false
-  # f32 little-endian binaries of equal length, summed element by element (in rank order, so every
-  # worker gets the same sums).
+  # f32 little-endian binaries of equal length, summed element by element in the BEAM (in list order).
+  # Kept for small vectors and tests; the ring all-reduce adds in the sidecars.
   @spec sum_f32([binary, ...]) :: binary
   def sum_f32([one]), do: one
   def sum_f32([a, b | rest]), do: sum_f32([add(a, b, []) | rest])

@@ -218,6 +218,7 @@ defmodule Starweave.FineTune.Server do
   end
 
   def handle_call(:os_pid, _from, s), do: {:reply, s.os_pid, s}
+  def handle_call(:workspace, _from, s), do: {:reply, s.opts.workspace, s}
 
   # test hook: raw bytes as one frame; the reply is the next error that names no request
   def handle_call({:raw, iodata}, from, s) do
