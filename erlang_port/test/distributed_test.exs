@@ -159,8 +159,31 @@ defmodule Starweave.FineTune.DistributedTest do
     assert abs(loss - single[12]) < 1.0e-5 * abs(single[12])
   end
 
-  defp start_peer(name \\ :"sw_peer_#{System.unique_integer([:positive])}") do
-    code = Enum.flat_map(:code.get_path(), &[~c"-pa", &1])
+  test "mix starweave.train --nodes: the run over a node without this application's code (loaded from here)", %{ws: ws} do
+    # the peer gets Elixir's code paths but not this project's: the task loads the application there
+    own = :code.lib_dir(:starweave_finetune) |> to_string()
+    paths = Enum.reject(:code.get_path(), &String.starts_with?(to_string(&1), own))
+    {:ok, peer, node} = start_peer(:"sw_peer_#{System.unique_integer([:positive])}", paths)
+    on_exit(fn -> stop_peer(peer) end)
+    assert :erpc.call(node, :code, :which, [FineTune.Distributed]) == :non_existing
+    Fixtures.write_dp_config(ws, "dp.json", "runs-dp")
+
+    out =
+      ExUnit.CaptureIO.capture_io(fn ->
+        Mix.Tasks.Starweave.Train.run(["--nodes", "#{node}", "--config", "dp.json", "--runs-dir", "runs-cli", "--workspace", ws, "--hash-every", "1"])
+      end)
+
+    assert out =~ ~r/step 3: loss \d+\.\d{4}, 1 workers, all-reduce/
+    assert out =~ ~r{worker 0: completed, 3/3 steps, last loss \d+\.\d+, run runs-cli/worker-0/dp}
+    assert File.regular?(Path.join([ws, "runs-cli", "worker-0", "dp", "adapter", "adapter_model.safetensors"]))
+
+    assert_raise Mix.Error, ~r/'nope' is not a node name/, fn -> Mix.Tasks.Starweave.Train.run(["--nodes", "nope", "--config", "dp.json"]) end
+    assert_raise Mix.Error, ~r/cannot connect to ghost@127.0.0.1/, fn -> Mix.Tasks.Starweave.Train.run(["--nodes", "ghost@127.0.0.1", "--config", "dp.json"]) end
+    assert_raise Mix.Error, ~r/--config FILE is required/, fn -> Mix.Tasks.Starweave.Train.run(["--nodes", "#{node}"]) end
+  end
+
+  defp start_peer(name \\ :"sw_peer_#{System.unique_integer([:positive])}", paths \\ :code.get_path()) do
+    code = Enum.flat_map(paths, &[~c"-pa", &1])
     cookie = [~c"-setcookie", Atom.to_charlist(Node.get_cookie())]
     :peer.start(%{name: name, host: ~c"127.0.0.1", longnames: true, args: cookie ++ code})
   end
