@@ -18,6 +18,8 @@ commands:
                     the dataset pipeline (starweave-ft data --help)
   train --config FILE [--run-dir DIR] | train --resume RUN_DIR
                     a LoRA training run (examples/run.json: the shipped corpus on a tiny generated model)
+  train --nodes a@host,b@host --config FILE [--runs-dir DIR] [--resume]
+                    one run spread over BEAM nodes (data parallel; Elixir's mix starweave.train)
   runs list|show|compare
                     the training runs, their metrics, evaluation and HTML reports
   pipeline --config FILE [--max-rounds N] | pipeline show DIR
@@ -43,9 +45,7 @@ commands:
                     DIR, a Hugging Face model directory), LoRA training, base-vs-tuned evaluation, report
   layer-demo [--steps N]
                     fit a LoRA adapter on one bf16 linear layer with the native core (loss falls)
-  help              this text
-
-Export, registry and distributed commands arrive with the next issues.`;
+  help              this text`;
 
 function flag(args: string[], name: string, fallback: number): number {
   const i = args.indexOf(name);

@@ -10,10 +10,13 @@ import { writeFileAtomicSync } from '../model/atomic.js';
 import { parseSetArg, runSweep } from '../eval/sweep.js';
 import { dirname } from 'node:path';
 import { ProgressLine } from './progress.js';
+import { runDistributedTrain } from './distributed.js';
 
 const USAGE = `usage:
   starweave-ft train --config FILE [--run-dir DIR] [--json]   start a run
   starweave-ft train --resume RUN_DIR [--json]               resume a run from its latest checkpoint
+  starweave-ft train --nodes a@host,b@host --config FILE [--runs-dir DIR] [--resume]
+                                                            one run over several BEAM nodes (mix starweave.train)
   starweave-ft runs list [--runs-dir DIR] [--json]
   starweave-ft runs show RUN_DIR [--json] [--html OUT.html]
   starweave-ft runs compare RUN_DIR RUN_DIR... [--json] [--html OUT.html]
@@ -35,6 +38,7 @@ export async function runTrainCommand(args: string[]): Promise<number> {
   const [cmd, ...rest] = args;
   const json = rest.includes('--json');
   try {
+    if (cmd === 'train' && rest.includes('--nodes')) return runDistributedTrain(rest);
     if (cmd === 'train') return await train(rest, json);
     if (cmd === 'runs') return runs(rest, json);
     if (cmd === 'sweep') return await sweep(rest, json);
