@@ -24,6 +24,15 @@ export function setBf16Dot(enabled: boolean): void {
   native().setBf16Dot(enabled);
 }
 
+/**
+ * Sets the capacity of the pipe behind a file descriptor (Linux F_SETPIPE_SZ; at most
+ * /proc/sys/fs/pipe-max-size, 1 MiB by default, without privilege). Returns the capacity now in force,
+ * or -1 where the platform has no such setting; throws with the errno text when the kernel refuses.
+ */
+export function setPipeSize(fd: number, bytes: number): number {
+  return native().setPipeSize(fd, bytes);
+}
+
 /** Threads of the native pool (default: the number of cores, or STARWEAVE_NUM_THREADS). */
 export function setNumThreads(n: number): void {
   native().setNumThreads(n);

@@ -111,6 +111,7 @@ export interface NativeAddon extends NativeOps, Asyncify<NativeOps> {
   setIsa(isa: IsaName): void;
   setBf16Dot(enabled: boolean): void;
   setNumThreads(n: number): void;
+  setPipeSize(fd: number, bytes: number): number;
 }
 
 // ---- the native model (native/model, native/addon/model_glue.cpp)

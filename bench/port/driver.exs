@@ -1,8 +1,8 @@
 # bench:port's Elixir side: the same round trips through three ports, from one BEAM, in one run.
 # Prints one JSON line per measurement: {"target","case","value"}.
 #
-# The targets take turns in rounds (ours, raw, JSON lines, ours, ...), so that a load that comes and goes
-# on a shared machine falls on all three alike; each target's samples are pooled over the rounds. The
+# The targets take turns in rounds (ours, raw, raw on 1 MiB pipes, JSON lines, ours, ...), so that a load
+# that comes and goes on a shared machine falls on all alike; each target's samples are pooled over the rounds. The
 # round trips are compiled functions (a closure defined at the top of a script runs in the evaluator,
 # which would add its own microseconds to every target).
 [node, script, raw_echo, json_bridge, workspace, pings_s, mibs_s] = System.argv()
@@ -23,6 +23,10 @@ defmodule Bench do
       )
 
     raw = Port.open({:spawn_executable, node}, [:binary, {:packet, 4}, :exit_status, :nouse_stdio, args: [raw_echo]])
+    # the same echo on pipes sized as the sidecar sizes its own (1 MiB)
+    raw1m =
+      Port.open({:spawn_executable, node}, [:binary, {:packet, 4}, :exit_status, :nouse_stdio, args: [raw_echo, "--pipe-bytes", "1048576"]])
+
     json = Port.open({:spawn_executable, node}, [:binary, {:line, 4_194_304}, :exit_status, args: [json_bridge]])
     bin = %MsgPack.Bin{data: mib}
     ping_frame = IO.iodata_to_binary(MsgPack.encode!(%{id: 1, method: "ping", params: %{}}))
@@ -32,6 +36,7 @@ defmodule Bench do
     targets = [
       ours: {fn -> ours(nil) end, fn -> ours(bin) end},
       raw: {fn -> raw(raw, ping_frame) end, fn -> raw(raw, mib_frame) end},
+      raw1m: {fn -> raw(raw1m, ping_frame) end, fn -> raw(raw1m, mib_frame) end},
       json: {fn -> json(json, nil) end, fn -> json(json, b64) end}
     ]
 
@@ -42,8 +47,8 @@ defmodule Bench do
     end
 
     # rounds of at least 250 pings (a target that has just woken up is slower for its first few); a
-    # multiple of 3 when there are enough, so each target leads as often as the others
-    rounds = max(min(9, div(pings, 250)), 1)
+    # multiple of 4 when there are enough, so each target leads as often as the others
+    rounds = max(min(8, div(pings, 250)), 1)
     per_round = max(div(pings, rounds), 1)
     mib_round = max(div(mibs, rounds), 1)
 
@@ -79,6 +84,7 @@ defmodule Bench do
     end
 
     Port.close(raw)
+    Port.close(raw1m)
     Port.close(json)
   end
 

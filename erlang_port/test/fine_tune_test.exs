@@ -40,6 +40,9 @@ defmodule Starweave.FineTuneTest do
              FineTune.version(s)
 
     assert methods["train.start"] == %{"kind" => "job"}
+    # the port's pipes, sized by the sidecar at start (64 KiB by default: 1 MiB frames cross them in
+    # one write each way)
+    assert {:ok, %{"transport" => %{"pipeBytes" => %{"in" => 1_048_576, "out" => 1_048_576}}}} = FineTune.version(s)
   end
 
   test "dataset validation: an error reply naming the field, then a report", %{s: s} do

@@ -1,5 +1,9 @@
 // Module entry: the Tensor class and its factories, build/runtime information, and the ops.
+#include <cerrno>
 #include <cstring>
+#ifdef __linux__
+#include <fcntl.h>
+#endif
 
 #include "addon/glue.h"
 #include "cpu/isa.h"
@@ -164,6 +168,25 @@ Napi::Value SetNumThreads(Info info) {
   return info.Env().Undefined();
 }
 
+// The capacity of the pipe behind `fd`, set to `bytes` (Linux F_SETPIPE_SZ; the kernel rounds up to a
+// power-of-two number of pages and refuses more than /proc/sys/fs/pipe-max-size without privilege).
+// Returns the capacity now in force; -1 where the platform has no such setting.
+Napi::Value SetPipeSize(Info info) {
+  int64_t fd = arg_int(info, 0, "setPipeSize", "fd");
+  int64_t bytes = arg_int(info, 1, "setPipeSize", "bytes");
+  if (fd < 0 || fd > 1 << 20) throw Napi::RangeError::New(info.Env(), "setPipeSize: argument 'fd' must be a file descriptor, got " + std::to_string(fd));
+  if (bytes < 4096 || bytes > (int64_t(1) << 30))
+    throw Napi::RangeError::New(info.Env(), "setPipeSize: argument 'bytes' must be in [4096, 2^30], got " + std::to_string(bytes));
+#if defined(__linux__) && defined(F_SETPIPE_SZ)
+  int r = fcntl(static_cast<int>(fd), F_SETPIPE_SZ, static_cast<int>(bytes));
+  if (r < 0)
+    throw Napi::Error::New(info.Env(), "setPipeSize: fcntl(" + std::to_string(fd) + ", F_SETPIPE_SZ, " + std::to_string(bytes) + "): " + std::strerror(errno));
+  return Napi::Number::New(info.Env(), r);
+#else
+  return Napi::Number::New(info.Env(), -1);
+#endif
+}
+
 }  // namespace
 
 // N-API modules are context-aware: Init runs once per environment (main thread and each worker), and
@@ -183,6 +206,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
     exports.Set("setIsa", Napi::Function::New(env, SetIsa, "setIsa"));
     exports.Set("setBf16Dot", Napi::Function::New(env, SetBf16Dot, "setBf16Dot"));
     exports.Set("setNumThreads", Napi::Function::New(env, SetNumThreads, "setNumThreads"));
+    exports.Set("setPipeSize", Napi::Function::New(env, SetPipeSize, "setPipeSize"));
     register_ops(env, exports);
     register_model(env, exports);
   }

@@ -2,6 +2,7 @@
 // Port.open({:spawn_executable, node}, [:binary, {:packet, 4}, :nouse_stdio, ...]) gives its child.
 // stdin and stdout stay untouched (they belong to the BEAM); console output becomes log frames.
 import { Socket } from 'node:net';
+import { DEFAULT_PIPE_BYTES, sizePipes } from './transport.js';
 import { format } from 'node:util';
 import { PortServer, DEFAULTS, type LogLevel } from './server.js';
 
@@ -18,7 +19,8 @@ options:
   --max-jobs N            jobs running at once (default ${DEFAULTS.maxJobs})
   --log-level LEVEL       debug | info | warning | error (default info)
   --registry DIR          the deployment registry store, inside the workspace (default .starweave/registry)
-  --in-fd N / --out-fd N  the frame streams (default 3 and 4)`;
+  --in-fd N / --out-fd N  the frame streams (default 3 and 4)
+  --pipe-bytes N          the capacity asked for the pipes on those fds (default 1 MiB; 0: leave them)`;
 
 function intFlag(args: string[], name: string): number | undefined {
   const i = args.indexOf(name);
@@ -81,6 +83,8 @@ export async function runPortCommand(args: string[]): Promise<number> {
   process.on('unhandledRejection', (e) => srv.log('error', `unhandled rejection: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`));
   for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.once(sig, () => void srv.stop(sig));
   srv.start();
+  const pipeBytes = args.includes('--pipe-bytes') && args[args.indexOf('--pipe-bytes') + 1] === '0' ? 0 : (intFlag(args, '--pipe-bytes') ?? DEFAULT_PIPE_BYTES);
+  void sizePipes(inFd, outFd, pipeBytes, (m) => srv.log('debug', m));
   const code = await srv.done;
   // a safety net: whatever keeps the loop alive, the process ends soon after stopping
   setTimeout(() => process.exit(code), 1000).unref();

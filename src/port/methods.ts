@@ -30,6 +30,8 @@ import type { EvalRecord } from '../eval/evaluate.js';
 import type { LlamaModel } from '../model/native-model.js';
 import type { NativeCausalLM } from '../../bindings/model.js';
 
+import { transportInfo } from './transport.js';
+
 export const PROTOCOL_VERSION = 1;
 
 /** What a method sees besides its params. */
@@ -500,6 +502,8 @@ export const METHODS: Record<string, MethodSpec> = {
     pid: process.pid,
     workspace: ctx.workspace.root,
     limits: ctx.settings,
+    /** the capacity of the pipes on fds 3 and 4 (`--pipe-bytes`, default 1 MiB; null when not sized, with `note`) */
+    transport: await transportInfo(),
     /** models held for generate / eval.run (by model and adapter folder) and the jobs using them */
     models: ctx.models.list().map((m) => ({ model: ctx.workspace.relative(m.dir), adapter: m.adapter && ctx.workspace.relative(m.adapter), users: m.users })),
     native: await nativeFacts(),

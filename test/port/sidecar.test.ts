@@ -34,6 +34,9 @@ test('version, ping with a bin payload, and a log frame first', async () => {
   expect(hello).toMatchObject({ log: 'info', message: 'sidecar ready' });
   const v = (await c.call('version')).result as Record<string, unknown>;
   expect(v).toMatchObject({ name: 'starweave-finetune', protocol: 1 });
+  // this test's fds 3/4 are socket pairs (Node's stdio 'pipe'), which have no pipe size: said, not fatal
+  // (the ExUnit suite checks the sizing on a real Erlang port's pipes)
+  expect(v.transport).toMatchObject({ pipeBytes: null, note: expect.stringMatching(/not sized: setPipeSize: fcntl\(3, F_SETPIPE_SZ, 1048576\)/) });
   expect((v.methods as Record<string, unknown>)['train.start']).toEqual({ kind: 'job' });
   // every method of the protocol has landed: none is pending
   expect(Object.values(v.methods as Record<string, { kind: string }>).filter((m) => m.kind === 'pending')).toEqual([]);
