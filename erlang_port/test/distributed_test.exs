@@ -63,7 +63,8 @@ defmodule Starweave.FineTune.DistributedTest do
     assert [%{"worker" => 0, "status" => "completed"}, %{"worker" => 1}, %{"worker" => 2}] = results
 
     for step <- 1..4 do
-      assert_received {:starweave_distributed, ^step, %{loss: loss, workers: 3, allreduce_ms: ms}} when is_number(ms)
+      assert_received {:starweave_distributed, ^step, %{loss: loss, workers: 3, allreduce_ms: ms, allreduce_ms_by_worker: %{0 => _, 1 => _, 2 => _}}}
+                      when is_number(ms)
       assert abs(loss - single[step]) < 1.0e-5 * abs(single[step])
     end
 

@@ -85,10 +85,16 @@ const TrainStart = z.strictObject({
       workers: z.number().int().min(1).max(4096),
       /** the gradients event of steps 1, 1 + K, ... carries `paramHash`, the SHA-256 of the LoRA parameters (0: never) */
       hash_every: z.number().int().min(0).default(0),
+      /**
+       * the gradients stay in the sidecar: the event carries their `length`, not the values, and the
+       * all-reduce works on them in place with `train.chunk` (get, add, set a range), then `train.reduce`
+       * without `grads`
+       */
+      inplace: z.boolean().default(false),
     })
     .optional(),
 });
-type ParallelParams = { rank: number; workers: number; hash_every: number };
+type ParallelParams = { rank: number; workers: number; hash_every: number; inplace: boolean };
 
 /** a + b over f32 little-endian values (the frame's bytes need not be 4-byte aligned: copied when not) */
 function addF32(a: Uint8Array, b: Uint8Array): Buffer {
@@ -102,7 +108,23 @@ function addF32(a: Uint8Array, b: Uint8Array): Buffer {
 }
 
 /** Data-parallel jobs waiting for their step's reduced gradients (train.reduce), by job id. */
-const awaitingReduce = new Map<string, { step: number; length: number; resolve: (r: { grads: Float32Array; stats: Float64Array }) => void; reject: (e: Error) => void }>();
+const awaitingReduce = new Map<
+  string,
+  { step: number; length: number; grads: Float32Array; resolve: (r: { grads: Float32Array; stats: Float64Array }) => void; reject: (e: Error) => void }
+>();
+
+/** The job's entry in awaitingReduce, checked against the request's step. */
+function waiting(job: string, step: number) {
+  const w = awaitingReduce.get(job);
+  if (!w) throw new PortError('not_found', `job ${job} is not waiting for reduced gradients`, { path: 'params.job' });
+  if (w.step !== step) throw new PortError('invalid_params', `job ${job} waits for step ${w.step}, not ${step}`, { path: 'params.step' });
+  return w;
+}
+
+/** f32 values of a bin param (a copy when the frame's bytes are not 4-byte aligned). */
+function f32Of(u: Uint8Array): Float32Array {
+  return u.byteOffset % 4 === 0 ? new Float32Array(u.buffer, u.byteOffset, u.byteLength / 4) : new Float32Array(new Uint8Array(u).buffer);
+}
 
 /**
  * A training run inside the sidecar: the native core runs every step off the event loop (async ops), so
@@ -120,8 +142,9 @@ async function runTrainingJob(what: ({ config: RunConfig } | { resume: string })
     exchange: (step: number, grads: Float32Array, stats: Float64Array, info: { paramHash?: string }) =>
       new Promise<{ grads: Float32Array; stats: Float64Array }>((resolve, reject) => {
         if (job.abort.signal.aborted) return reject(new Error('the job was cancelled'));
-        awaitingReduce.set(job.id, { step, length: grads.length, resolve, reject });
-        job.emit('gradients', { step, grads: Buffer.from(grads.buffer, grads.byteOffset, grads.byteLength), stats: [...stats], ...info });
+        awaitingReduce.set(job.id, { step, length: grads.length, grads, resolve, reject });
+        const values = par.inplace ? { length: grads.length } : { grads: Buffer.from(grads.buffer, grads.byteOffset, grads.byteLength) };
+        job.emit('gradients', { step, ...values, stats: [...stats], ...info });
       }),
   };
   job.abort.signal.addEventListener(
@@ -592,20 +615,54 @@ export const METHODS: Record<string, MethodSpec> = {
     z.strictObject({
       job: z.string().min(1),
       step: z.number().int().min(1),
-      grads: z.instanceof(Uint8Array, { message: 'expected bin: f32 little-endian values' }),
+      /** the summed gradients; absent: the job's own vector as `train.chunk` left it (an in-place all-reduce) */
+      grads: z.instanceof(Uint8Array, { message: 'expected bin: f32 little-endian values' }).optional(),
       stats: z.array(z.number()).length(3),
     }),
     (p) => {
-      const w = awaitingReduce.get(p.job);
-      if (!w) throw new PortError('not_found', `job ${p.job} is not waiting for reduced gradients`, { path: 'params.job' });
-      if (w.step !== p.step) throw new PortError('invalid_params', `job ${p.job} waits for step ${w.step}, not ${p.step}`, { path: 'params.step' });
-      if (p.grads.byteLength !== w.length * 4)
-        throw new PortError('invalid_params', `params.grads: ${p.grads.byteLength} bytes, the job's gradients are ${w.length} f32 values (${w.length * 4} bytes)`, { path: 'params.grads' });
+      const w = waiting(p.job, p.step);
+      let grads = w.grads;
+      if (p.grads) {
+        if (p.grads.byteLength !== w.length * 4)
+          throw new PortError('invalid_params', `params.grads: ${p.grads.byteLength} bytes, the job's gradients are ${w.length} f32 values (${w.length * 4} bytes)`, { path: 'params.grads' });
+        grads = new Float32Array(w.length);
+        new Uint8Array(grads.buffer).set(p.grads);  // a copy: the frame's bytes need not be 4-byte aligned
+      }
       awaitingReduce.delete(p.job);
-      const grads = new Float32Array(w.length);
-      new Uint8Array(grads.buffer).set(p.grads);  // a copy: the frame's bytes need not be 4-byte aligned
       w.resolve({ grads, stats: Float64Array.from(p.stats) });
       return { ok: true };
+    },
+  ),
+  'train.chunk': call(
+    "a range [from, to) of a data-parallel job's gradients while it waits for its step's sums: read it, add a vector into it (returning the sum) or overwrite it; the in-place all-reduce's steps",
+    z.strictObject({
+      job: z.string().min(1),
+      step: z.number().int().min(1),
+      from: z.number().int().min(0),
+      to: z.number().int().min(0),
+      add: z.instanceof(Uint8Array, { message: 'expected bin: f32 little-endian values' }).optional(),
+      set: z.instanceof(Uint8Array, { message: 'expected bin: f32 little-endian values' }).optional(),
+    }),
+    (p) => {
+      const w = waiting(p.job, p.step);
+      if (p.from > p.to || p.to > w.length)
+        throw new PortError('invalid_params', `params.from/to: [${p.from}, ${p.to}) is not a range of the job's ${w.length} gradient values`, { path: 'params.to' });
+      if (p.add && p.set) throw new PortError('invalid_params', 'params: add or set, not both', { path: 'params.set' });
+      const range = w.grads.subarray(p.from, p.to);
+      const given = p.add ?? p.set;
+      const name = p.add ? 'add' : 'set';
+      if (given && given.byteLength !== range.length * 4)
+        throw new PortError('invalid_params', `params.${name}: ${given.byteLength} bytes for ${range.length} f32 values (${range.length * 4} bytes)`, { path: `params.${name}` });
+      if (p.set) {
+        range.set(f32Of(p.set));
+        return { ok: true };
+      }
+      if (p.add) {
+        const x = f32Of(p.add);
+        for (let i = 0; i < range.length; i++) range[i] += x[i];
+      }
+      const out = range.slice();  // a copy: the vector changes again before the reply may be written
+      return { chunk: Buffer.from(out.buffer, 0, out.byteLength) };
     },
   ),
   'reduce.add': call(

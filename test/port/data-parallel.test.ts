@@ -127,3 +127,51 @@ test('reduce.add sums f32 vectors; parameter hashes ride on gradients events; a 
     await w.close();
   }
 }, 240_000);
+
+test('in place: gradients stay in the sidecar, train.chunk reads, adds and sets ranges, train.reduce without grads steps on them', async () => {
+  const w = new SidecarClient(ws);
+  try {
+    const next = (job: string) => w.nextWhere((m) => m.job === job && ['gradients', 'done', 'failed', 'cancelled'].includes(m.event as string), 120_000);
+    // A: in place, each step's vector doubled through train.chunk (set to zero, add the gradients twice)
+    await w.call('train.start', { job: 'ip', credits: 1000, config: 'examples/dp.json', runs_dir: 'runs-inplace', parallel: { rank: 0, workers: 1, inplace: true } });
+    // B: the same run, the doubled vector sent whole with train.reduce
+    await w.call('train.start', { job: 'full', credits: 1000, config: 'examples/dp.json', runs_dir: 'runs-full', parallel: { rank: 0, workers: 1 } });
+    for (let step = 1; step <= 3; step++) {
+      const a = (await next('ip')).data as { step: number; length: number; grads?: Uint8Array; stats: number[] };
+      expect(a.step).toBe(step);
+      expect(a.grads).toBeUndefined();
+      const n = a.length;
+      const get = await w.call('train.chunk', { job: 'ip', step, from: 0, to: n });
+      const g = f32((get.result as { chunk: Uint8Array }).chunk);
+      expect(g.length).toBe(n);
+      if (step === 1) {
+        const e = async (params: object) => (await w.call('train.chunk', { job: 'ip', step, ...params })).error as { code: string; message: string };
+        expect(await e({ from: 5, to: n + 1 })).toMatchObject({ code: 'invalid_params', message: expect.stringMatching(`\\[5, ${n + 1}\\) is not a range of the job's ${n} gradient values`) });
+        expect((await e({ from: 0, to: 10, add: new Uint8Array(8) })).message).toMatch(/params\.add: 8 bytes for 10 f32 values \(40 bytes\)/);
+        expect((await e({ from: 0, to: 2, add: new Uint8Array(8), set: new Uint8Array(8) })).message).toMatch(/add or set, not both/);
+        expect((await w.call('train.chunk', { job: 'ip', step: 2, from: 0, to: 1 })).error).toMatchObject({ code: 'invalid_params' });
+        expect((await w.call('train.chunk', { job: 'nobody', step: 1, from: 0, to: 1 })).error).toMatchObject({ code: 'not_found' });
+      }
+      const bytes = new Uint8Array(g.buffer);
+      const half = Math.floor(n / 2);
+      // two ranges, as a ring would cut them: zero each, add the gradients twice (the reply is the sum)
+      for (const [from, to] of [[0, half], [half, n]]) {
+        expect((await w.call('train.chunk', { job: 'ip', step, from, to, set: new Uint8Array((to - from) * 4) })).result).toEqual({ ok: true });
+        await w.call('train.chunk', { job: 'ip', step, from, to, add: bytes.subarray(from * 4, to * 4) });
+        const sum = f32(((await w.call('train.chunk', { job: 'ip', step, from, to, add: bytes.subarray(from * 4, to * 4) })).result as { chunk: Uint8Array }).chunk);
+        expect(Array.from(sum.subarray(0, 5))).toEqual(Array.from(g.subarray(from, from + 5), (x) => Math.fround(x + x)));
+      }
+      expect((await w.call('train.reduce', { job: 'ip', step, stats: a.stats })).result).toEqual({ ok: true });
+
+      const b = (await next('full')).data as { step: number; grads: Uint8Array; stats: number[] };
+      const doubled = Float32Array.from(f32(b.grads), (x) => x + x);
+      expect((await w.call('train.reduce', { job: 'full', step, grads: new Uint8Array(doubled.buffer), stats: b.stats })).result).toEqual({ ok: true });
+    }
+    const ends = [(await next('ip')).data, (await next('full')).data] as { status: string; adapterDir: string }[];
+    for (const e of ends) expect(e.status).toBe('completed');
+    const sha = (dir: string) => createHash('sha256').update(readFileSync(join(ws, dir, 'adapter_model.safetensors'))).digest('hex');
+    expect(sha(ends[0].adapterDir)).toBe(sha(ends[1].adapterDir));
+  } finally {
+    await w.close();
+  }
+}, 240_000);

@@ -196,7 +196,12 @@ defmodule Starweave.FineTune do
   """
   @spec train_resume(String.t(), opts) :: result(String.t())
   def train_resume(run_dir, opts \\ []),
-    do: start_job("train.resume", with_job(compact(%{"run" => run_dir, "parallel" => opts[:parallel]}), opts), opts)
+    do:
+      start_job(
+        "train.resume",
+        with_job(compact(%{"run" => run_dir, "parallel" => opts[:parallel]}), opts),
+        opts
+      )
 
   @doc "A training run's status."
   @spec train_status(String.t(), opts) :: result(map)
@@ -210,16 +215,18 @@ defmodule Starweave.FineTune do
   Answers a data-parallel worker (a `train_start/2` with `"parallel" => %{"rank" => r, "workers" => n}`)
   waiting after its step's `"gradients"` event: `grads` is the sum over all workers of their `"grads"`
   binaries (f32 little-endian), `stats` the sum of their `"stats"` (`[loss_sum, tokens, row_tokens]`).
-  The worker then clips, steps and goes on (docs/DISTRIBUTED.md).
+  The worker then clips, steps and goes on (docs/DISTRIBUTED.md). `nil` gradients: the job's own vector
+  as `train_chunk/6` left it.
   """
-  @spec train_reduce(String.t(), pos_integer, binary, [number], opts) :: result(map)
-  def train_reduce(job, step, grads, stats, opts \\ []) when is_binary(grads),
-    do:
-      call(
-        "train.reduce",
-        %{"job" => job, "step" => step, "grads" => %Starweave.FineTune.MsgPack.Bin{data: grads}, "stats" => stats},
-        opts
-      )
+  @spec train_reduce(String.t(), pos_integer, binary | nil, [number], opts) :: result(map)
+  def train_reduce(job, step, grads, stats, opts \\ []) when is_binary(grads) or is_nil(grads) do
+    params = %{"job" => job, "step" => step, "stats" => stats}
+
+    params =
+      if grads, do: Map.put(params, "grads", %Starweave.FineTune.MsgPack.Bin{data: grads}), else: params
+
+    call("train.reduce", params, opts)
+  end
 
   @doc """
   `a + b` over two f32 little-endian binaries of one length, computed by the sidecar (the additions of
@@ -239,6 +246,39 @@ defmodule Starweave.FineTune do
   @doc "The absolute workspace folder of a running sidecar (its requests' paths are relative to it)."
   @spec workspace(opts) :: String.t()
   def workspace(opts \\ []), do: GenServer.call(server(opts), :workspace)
+
+  @doc """
+  A range `[from, to)` of a waiting data-parallel job's own gradients (a job started with
+  `"parallel" => %{..., "inplace" => true}`, after its step's `"gradients"` event): `:get` returns the
+  values, `{:add, bin}` adds `bin` into them and returns the sums, `{:set, bin}` overwrites them. The
+  steps of an in-place all-reduce; `train_reduce/5` with `nil` gradients then steps on the vector as left.
+  """
+  @spec train_chunk(
+          String.t(),
+          pos_integer,
+          non_neg_integer,
+          non_neg_integer,
+          :get | {:add | :set, binary},
+          opts
+        ) ::
+          result(binary | :ok)
+  def train_chunk(job, step, from, to, op, opts \\ []) do
+    alias Starweave.FineTune.MsgPack.Bin
+    base = %{"job" => job, "step" => step, "from" => from, "to" => to}
+
+    params =
+      case op do
+        :get -> base
+        {:add, b} when is_binary(b) -> Map.put(base, "add", %Bin{data: b})
+        {:set, b} when is_binary(b) -> Map.put(base, "set", %Bin{data: b})
+      end
+
+    case call("train.chunk", params, opts) do
+      {:ok, %{"chunk" => c}} -> {:ok, c}
+      {:ok, %{"ok" => true}} -> {:ok, :ok}
+      other -> other
+    end
+  end
 
   @doc "The training runs in the workspace."
   @spec train_list(opts) :: result([map])

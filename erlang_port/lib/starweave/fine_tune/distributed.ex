@@ -19,9 +19,10 @@ defmodule Starweave.FineTune.Distributed do
   For each worker an agent process runs on the worker's node: it starts the worker's job (`train.start`
   or `train.resume` with `"parallel" => %{"rank", "workers", "hash_every"}`), and at each step takes the
   job's `"gradients"` event, exchanges the step statistics and parameter hashes with the other agents,
-  runs its part of a ring all-reduce of the gradient binary (a reduce-scatter and an all-gather of
-  `workers` chunks, each chunk crossing the ring once per phase; the f32 additions done by its own
-  sidecar, `Starweave.FineTune.reduce_add/3`) and answers its job with `Starweave.FineTune.train_reduce/5`.
+  runs its part of a ring all-reduce of the gradients, in place in the sidecars (a reduce-scatter and an
+  all-gather of `workers` ranges, each range crossing the ring once per phase; the f32 additions done by
+  the sidecar that holds the range, `Starweave.FineTune.train_chunk/6`) and answers its job with
+  `Starweave.FineTune.train_reduce/5`.
   Gradients never pass through the coordinator, which only follows the run.
 
   ## Faults
@@ -42,8 +43,11 @@ defmodule Starweave.FineTune.Distributed do
 
   The caller (or `notify:` pid) receives
 
-    * `{:starweave_distributed, step, %{loss: l, tokens: t, workers: n, allreduce_ms: ms}}` after every
-      reduced step (after a fault, the steps since the checkpoint are run and reported again)
+    * `{:starweave_distributed, step, %{loss: l, tokens: t, workers: n, allreduce_ms: ms,
+      allreduce_ms_by_worker: %{id => ms}}}` after every reduced step: each agent's time from having its
+      gradients to having the sums (the slowest includes waiting for the slowest worker's compute; the
+      fastest, the last to have its gradients, is the ring's own time). After a fault, the steps since the
+      checkpoint are run and reported again
     * `{:starweave_distributed, :worker_lost, %{worker: id, node: node, reason: reason, step: s}}`
     * `{:starweave_distributed, :resumed, %{step: checkpoint_step, workers: [id], reason: :lost | :rejoined | :resume}}`
     * `{:starweave_distributed, :eval, data}` (the first worker's held-out evaluations)
@@ -165,7 +169,7 @@ defmodule Starweave.FineTune.Distributed do
       ids
       |> Enum.with_index()
       |> Map.new(fn {id, rank} ->
-        parallel = %{"rank" => rank, "workers" => n, "hash_every" => st.hash_every}
+        parallel = %{"rank" => rank, "workers" => n, "hash_every" => st.hash_every, "inplace" => true}
 
         start =
           case how do
@@ -301,7 +305,7 @@ defmodule Starweave.FineTune.Distributed do
 
     if map_size(reports[step]) == length(st.active) do
       {[loss_sum, tokens, _rows], _} = reports[step][hd(st.active)]
-      ms = reports[step] |> Map.values() |> Enum.map(&elem(&1, 1)) |> Enum.max()
+      by_worker = Map.new(reports[step], fn {id, {_, ms}} -> {id, ms} end)
 
       send(
         st.notify,
@@ -310,7 +314,8 @@ defmodule Starweave.FineTune.Distributed do
            loss: if(tokens > 0, do: loss_sum / tokens, else: nil),
            tokens: tokens,
            workers: length(st.active),
-           allreduce_ms: ms
+           allreduce_ms: by_worker |> Map.values() |> Enum.max(),
+           allreduce_ms_by_worker: by_worker
          }}
       )
 
@@ -684,7 +689,7 @@ defmodule Starweave.FineTune.Distributed do
     end
   end
 
-  defp agent_step(st, %{"step" => step, "grads" => grads, "stats" => stats} = d) do
+  defp agent_step(st, %{"step" => step, "length" => floats, "stats" => stats} = d) do
     t0 = System.monotonic_time(:microsecond)
     {all_stats, hashes} = exchange_small(st, step, stats, d["paramHash"])
 
@@ -692,11 +697,11 @@ defmodule Starweave.FineTune.Distributed do
       tell(st, {:hash_mismatch, step, hashes})
       stop_job(st)
     else
-      sum = ring_all_reduce(st, step, grads)
+      ring_all_reduce(st, step, floats)
       stats_sum = Enum.zip_with(all_stats, &Enum.sum/1)
       ms = (System.monotonic_time(:microsecond) - t0) / 1000
 
-      case FineTune.train_reduce(st.job, step, sum, stats_sum, server: st.server, timeout: 120_000) do
+      case FineTune.train_reduce(st.job, step, nil, stats_sum, server: st.server, timeout: 120_000) do
         {:ok, _} ->
           tell(st, {:reduced, step, stats_sum, ms})
           agent_loop(st)
@@ -730,43 +735,53 @@ defmodule Starweave.FineTune.Distributed do
     {Enum.map(ordered, &elem(&1, 1)), for({id, _, h} <- ordered, h != nil, into: %{}, do: {id, h})}
   end
 
-  # Ring all-reduce of an f32 binary: reduce-scatter, then all-gather, over `n` chunks. After the
-  # reduce-scatter rank r holds the full sum of chunk (r + 1) rem n; each chunk is summed once, by one
-  # sidecar, so every worker ends with the same bits.
-  defp ring_all_reduce(%{n: 1}, _step, grads), do: grads
+  # Ring all-reduce, in place in the sidecars: the job's gradient vector (`floats` f32 values) is cut into
+  # `n` ranges. Reduce-scatter: rank r sends range r (read from its sidecar), then n-1 times adds the range
+  # its left neighbour sent into its own (`train.chunk` add: the sidecar returns the sum) and passes that
+  # sum on; after it rank r holds the whole sum of range (r + 1) rem n. All-gather: the summed ranges go
+  # round n-1 times, each written into the sidecar's vector (`train.chunk` set). Each range is summed
+  # once, by one sidecar, so every worker ends with the same bits; per worker and step the port carries
+  # (3n - 2)/n of the gradient bytes, and Erlang distribution 2(n - 1)/n.
+  defp ring_all_reduce(%{n: 1}, _step, _floats), do: :ok
 
-  defp ring_all_reduce(st, step, grads) do
+  defp ring_all_reduce(st, step, floats) do
     n = st.n
     right = elem(st.peers, rem(st.rank + 1, n))
-    floats = div(byte_size(grads), 4)
+    range = fn i -> {div(i * floats, n), div((i + 1) * floats, n)} end
 
-    chunks =
-      List.to_tuple(
-        for i <- 0..(n - 1) do
-          from = div(i * floats, n)
-          binary_part(grads, from * 4, (div((i + 1) * floats, n) - from) * 4)
-        end
-      )
+    chunk = fn i, op ->
+      {from, to} = range.(i)
+      FineTune.train_chunk(st.job, step, from, to, op, server: st.server, timeout: 120_000)
+    end
 
-    chunks =
-      Enum.reduce(0..(n - 2), chunks, fn s, ch ->
-        send(right, {:ring, step, :scatter, s, elem(ch, Integer.mod(st.rank - s, n))})
-        recv = Integer.mod(st.rank - s - 1, n)
+    own =
+      case chunk.(st.rank, :get) do
+        {:ok, c} -> c
+        {:error, _} -> throw(:stop)
+      end
+
+    summed =
+      Enum.reduce(0..(n - 2), own, fn s, out ->
+        send(right, {:ring, step, :scatter, s, out})
         bin = await_ring(st, step, :scatter, s)
 
-        case FineTune.reduce_add(elem(ch, recv), bin, server: st.server, timeout: 120_000) do
-          {:ok, sum} -> put_elem(ch, recv, sum)
+        case chunk.(Integer.mod(st.rank - s - 1, n), {:add, bin}) do
+          {:ok, sum} -> sum
           {:error, _} -> throw(:stop)
         end
       end)
 
-    chunks =
-      Enum.reduce(0..(n - 2), chunks, fn s, ch ->
-        send(right, {:ring, step, :gather, s, elem(ch, Integer.mod(st.rank + 1 - s, n))})
-        put_elem(ch, Integer.mod(st.rank - s, n), await_ring(st, step, :gather, s))
-      end)
+    Enum.reduce(0..(n - 2), summed, fn s, out ->
+      send(right, {:ring, step, :gather, s, out})
+      bin = await_ring(st, step, :gather, s)
 
-    chunks |> Tuple.to_list() |> IO.iodata_to_binary()
+      case chunk.(Integer.mod(st.rank - s, n), {:set, bin}) do
+        {:ok, :ok} -> bin
+        {:error, _} -> throw(:stop)
+      end
+    end)
+
+    :ok
   end
 
   defp await_ring(st, step, phase, s) do
