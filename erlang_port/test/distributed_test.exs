@@ -139,6 +139,38 @@ defmodule Starweave.FineTune.DistributedTest do
     assert length(Enum.uniq(adapters)) == 1
   end
 
+  test "a worker's node cut off (disconnected) mid-run: dropped; taken back once the connection heals", %{ws: ws} do
+    # the peer's control channel over stdio: by default :peer controls it over distribution and halts it
+    # when that connection goes, which would make this a node's death, not a partition
+    {:ok, peer, node} = start_peer(:"sw_peer_#{System.unique_integer([:positive])}", :code.get_path(), :standard_io)
+    true = Node.connect(node)
+    on_exit(fn -> stop_peer(peer) end)
+    start_supervised!(Supervisor.child_spec({FineTune, [name: :p_a, workspace: ws, timeout: 60_000]}, id: :p_a))
+    start_remote(node, :p_remote, ws)
+    over = %{training: %{max_steps: 40, grad_accum: 2}, checkpoint: %{every_steps: 2, keep_last: 3}}
+    for f <- ["dp", "single"], do: Fixtures.write_dp_config(ws, "#{f}.json", "runs-#{f}", over)
+    assert {:ok, job} = FineTune.train_start(%{config: "single.json"}, server: :p_a)
+    last_loss(job)
+    single = Fixtures.train_losses(Path.join([ws, "runs-single", "dp"]))
+
+    me = self()
+    coordinator = Task.async(fn -> FineTune.Distributed.train([:p_a, {:p_remote, node}], %{config: "dp.json", runs_dir: "runs-dp"}, notify: me) end)
+
+    assert_receive {:starweave_distributed, 3, %{workers: 2}}, 60_000
+    # a partition: the connection to the worker's node goes, the node and its sidecar live on
+    true = Node.disconnect(node)
+    assert_receive {:starweave_distributed, :worker_lost, %{worker: 1, node: ^node, reason: :noconnection}}, 60_000
+    assert_receive {:starweave_distributed, :resumed, %{reason: :lost, workers: [0]}}, 60_000
+    # the partition heals (the first attempts may come before the peer has let go of the old connection)
+    assert :ok = wait_for(fn -> Node.connect(node) == true end)
+    assert_receive {:starweave_distributed, :resumed, %{reason: :rejoined, workers: [0, 1]}}, 60_000
+
+    assert {:ok, [%{"status" => "completed", "steps" => 40}, %{"status" => "completed", "steps" => 40}]} = Task.await(coordinator, 120_000)
+
+    for w <- 0..1, {step, l} <- Fixtures.train_losses(Path.join([ws, "runs-dp", "worker-#{w}", "dp"])),
+        do: assert(abs(l - single[step]) < 1.0e-5 * abs(single[step]), "worker #{w} step #{step}")
+  end
+
   test "the coordinator dies: the workers stop at a checkpoint, and resume/3 continues the run with the single-run losses", %{ws: ws} do
     for n <- [:c_a, :c_b], do: start_supervised!(Supervisor.child_spec({FineTune, [name: n, workspace: ws, timeout: 60_000]}, id: n))
     over = %{training: %{max_steps: 12, grad_accum: 2}}
@@ -183,10 +215,11 @@ defmodule Starweave.FineTune.DistributedTest do
     assert_raise Mix.Error, ~r/--config FILE is required/, fn -> Mix.Tasks.Starweave.Train.run(["--nodes", "#{node}"]) end
   end
 
-  defp start_peer(name \\ :"sw_peer_#{System.unique_integer([:positive])}", paths \\ :code.get_path()) do
+  defp start_peer(name \\ :"sw_peer_#{System.unique_integer([:positive])}", paths \\ :code.get_path(), connection \\ nil) do
     code = Enum.flat_map(paths, &[~c"-pa", &1])
     cookie = [~c"-setcookie", Atom.to_charlist(Node.get_cookie())]
-    :peer.start(%{name: name, host: ~c"127.0.0.1", longnames: true, args: cookie ++ code})
+    opts = %{name: name, host: ~c"127.0.0.1", longnames: true, args: cookie ++ code}
+    :peer.start(if connection, do: Map.put(opts, :connection, connection), else: opts)
   end
 
   # a peer already gone (killed) is fine

@@ -415,13 +415,33 @@ export async function buildDataset(opts: BuildOptions): Promise<BuildResult> {
     writeFileAtomic(join(staging, 'report.md'), reportMarkdown(report));
     writeFileAtomic(join(staging, 'manifest.json'), `${JSON.stringify(manifest, null, 2)}\n`);
     mkdirSync(join(store, 'versions'), { recursive: true });
-    renameSync(staging, target);
+    if (commitVersion(staging, target) === 'exists') {
+      appendRef(store, cfg.name, versionId, now);
+      const existing = parseOrThrow(Manifest, JSON.parse(readFileSync(join(target, 'manifest.json'), 'utf8')), join(target, 'manifest.json'));
+      return { report, versionId, created: false, dir: target, manifest: existing, firstRejects };
+    }
     fsyncDir(join(store, 'versions'));
     appendRef(store, cfg.name, versionId, now);
     opts.onProgress?.({ stage: 'done', records: report.kept });
     return { report, versionId, created: true, dir: target, manifest, firstRejects };
   } finally {
     if (existsSync(staging)) rmSync(staging, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Renames a staged version into place. 'exists' when another build of the same records (content-addressed:
+ * the same version) got there first, as when the workers of a distributed run build one dataset on a
+ * shared store at once: that version stands, the staging folder is left to the caller's cleanup.
+ */
+export function commitVersion(staging: string, target: string): 'created' | 'exists' {
+  try {
+    renameSync(staging, target);
+    return 'created';
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if ((code === 'ENOTEMPTY' || code === 'EEXIST') && existsSync(join(target, 'manifest.json'))) return 'exists';
+    throw e;
   }
 }
 

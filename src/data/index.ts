@@ -1,7 +1,7 @@
 // The data pipeline's public face: sources -> clean -> dedup -> format -> validate -> split -> version.
 export * from './schema.js';
 export { DataError, formatWhere } from './errors.js';
-export { buildDataset, loadConfigFile, parseConfig, processSources, projectInfo, StrictModeError, type BuildOptions, type BuildProgress, type BuildResult } from './build.js';
+export { buildDataset, commitVersion, loadConfigFile, parseConfig, processSources, projectInfo, StrictModeError, type BuildOptions, type BuildProgress, type BuildResult } from './build.js';
 export { cleanMessages, normalizeText, scrub, emptyScrubCounts, SCRUB_KINDS, type ScrubCounts, type ScrubKind } from './clean.js';
 export { DedupIndex, MinHasher, dedupText, exactKey, estimateJaccard, jaccard, type DedupVerdict, type MinHashOptions } from './dedup.js';
 export { approximateRenderer, ApproximateChatRenderer, type ChatRenderer, type RenderedExample, type TokenCounter } from './tokens.js';

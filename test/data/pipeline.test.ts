@@ -1,11 +1,12 @@
 // Dedup (exact, MinHash/LSH, across splits), the tokenizer seam, the split, the versioned store
 // (manifest, list, show, diff, content addressing) and curation, on real files.
-import { readFileSync, existsSync, readdirSync } from 'node:fs';
+import { readFileSync, existsSync, readdirSync, cpSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   ApproximateChatRenderer,
   assignSplits,
   buildDataset,
+  commitVersion,
   DatasetRecord,
   diffVersions,
   estimateJaccard,
@@ -183,6 +184,15 @@ describe('versioned store', () => {
     // same content: same version, nothing new
     const again = await buildDataset({ config, baseDir: dir, store });
     expect(again).toMatchObject({ versionId: v1.versionId, created: false });
+    // a build that loses the race to another build of the same records (the workers of a distributed run
+    // on one store): the version that landed stands; a target that is not a version is still an error
+    const staging = join(dir, 'staging');
+    cpSync(v1.dir!, staging, { recursive: true });
+    expect(commitVersion(staging, v1.dir!)).toBe('exists');
+    const bogus = join(dir, 'bogus');
+    mkdirSync(join(bogus, 'x'), { recursive: true });
+    expect(() => commitVersion(staging, bogus)).toThrow(/ENOTEMPTY|EEXIST/);
+    expect(commitVersion(staging, join(dir, 'fresh'))).toBe('created');
     // change: drop 5 records, add 3
     write(dir, 'a.jsonl', jsonl([...rows.slice(5), ...Array.from({ length: 3 }, (_, i) => chat(`New question ${i} about the consolidator?`, `New answer ${i}: the consolidator runs every ${i + 1} minutes.`))]));
     const v2 = await buildDataset({ config, baseDir: dir, store });
