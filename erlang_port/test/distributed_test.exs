@@ -94,7 +94,7 @@ defmodule Starweave.FineTune.DistributedTest do
     {:ok, peer, node} = start_peer(peer_name)
     on_exit(fn -> stop_peer(peer) end)
     for n <- [:k_a, :k_b], do: start_supervised!(Supervisor.child_spec({FineTune, [name: n, workspace: ws, timeout: 60_000]}, id: n))
-    over = %{training: %{max_steps: 40, grad_accum: 3}, checkpoint: %{every_steps: 2, keep_last: 3}}
+    over = %{training: %{max_steps: 80, grad_accum: 3}, checkpoint: %{every_steps: 2, keep_last: 3}}
     for f <- ["dp", "single"], do: Fixtures.write_dp_config(ws, "#{f}.json", "runs-#{f}", over)
     assert {:ok, job} = FineTune.train_start(%{config: "single.json"}, server: :k_a)
     last_loss(job)
@@ -126,12 +126,12 @@ defmodule Starweave.FineTune.DistributedTest do
     assert back > from
 
     assert {:ok, results} = Task.await(coordinator, 120_000)
-    assert [%{"worker" => 0, "status" => "completed", "steps" => 40}, %{"worker" => 1}, %{"worker" => 2}] = results
+    assert [%{"worker" => 0, "status" => "completed", "steps" => 80}, %{"worker" => 1}, %{"worker" => 2}] = results
 
     # the losses of the steps each membership ran are the single run's (the workers' metrics agree)
     for w <- 0..2 do
       losses = Fixtures.train_losses(Path.join([ws, "runs-dp", "worker-#{w}", "dp"]))
-      assert Map.keys(losses) |> Enum.sort() |> List.last() == 40
+      assert Map.keys(losses) |> Enum.sort() |> List.last() == 80
       for {step, l} <- losses, do: assert(abs(l - single[step]) < 1.0e-5 * abs(single[step]), "worker #{w} step #{step}")
     end
 
@@ -147,7 +147,7 @@ defmodule Starweave.FineTune.DistributedTest do
     on_exit(fn -> stop_peer(peer) end)
     start_supervised!(Supervisor.child_spec({FineTune, [name: :p_a, workspace: ws, timeout: 60_000]}, id: :p_a))
     start_remote(node, :p_remote, ws)
-    over = %{training: %{max_steps: 40, grad_accum: 2}, checkpoint: %{every_steps: 2, keep_last: 3}}
+    over = %{training: %{max_steps: 80, grad_accum: 2}, checkpoint: %{every_steps: 2, keep_last: 3}}
     for f <- ["dp", "single"], do: Fixtures.write_dp_config(ws, "#{f}.json", "runs-#{f}", over)
     assert {:ok, job} = FineTune.train_start(%{config: "single.json"}, server: :p_a)
     last_loss(job)
@@ -165,7 +165,7 @@ defmodule Starweave.FineTune.DistributedTest do
     assert :ok = wait_for(fn -> Node.connect(node) == true end)
     assert_receive {:starweave_distributed, :resumed, %{reason: :rejoined, workers: [0, 1]}}, 60_000
 
-    assert {:ok, [%{"status" => "completed", "steps" => 40}, %{"status" => "completed", "steps" => 40}]} = Task.await(coordinator, 120_000)
+    assert {:ok, [%{"status" => "completed", "steps" => 80}, %{"status" => "completed", "steps" => 80}]} = Task.await(coordinator, 120_000)
 
     for w <- 0..1, {step, l} <- Fixtures.train_losses(Path.join([ws, "runs-dp", "worker-#{w}", "dp"])),
         do: assert(abs(l - single[step]) < 1.0e-5 * abs(single[step]), "worker #{w} step #{step}")
