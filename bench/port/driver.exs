@@ -5,12 +5,12 @@
 # that comes and goes on a shared machine falls on all alike; each target's samples are pooled over the rounds. The
 # round trips are compiled functions (a closure defined at the top of a script runs in the evaluator,
 # which would add its own microseconds to every target).
-[node, script, raw_echo, json_bridge, workspace, pings_s, mibs_s] = System.argv()
+[node, script, raw_echo, json_bridge, workspace, pings_s, mibs_s, ping_rounds_s] = System.argv()
 
 defmodule Bench do
   alias Starweave.FineTune.MsgPack
 
-  def main(node, script, raw_echo, json_bridge, workspace, pings, mibs) do
+  def main(node, script, raw_echo, json_bridge, workspace, pings, mibs, ping_rounds) do
     mib = :binary.copy(<<0xAB>>, 1_048_576)
 
     {:ok, _} =
@@ -46,12 +46,12 @@ defmodule Bench do
       for _ <- 1..3, do: big.()
     end
 
-    # This VM's round trips switch between a fast and a slow mode (the raw echo's p50 13-20 µs, then 55-75
-    # µs) within a fraction of a second, so the pings go in short rounds (50 per target, about a
-    # millisecond each in the fast mode, a few in the slow one), the targets taking turns, so that every
-    # target sees the modes alike; a multiple of 4 rounds, so each target leads as often as the others.
-    # The payloads keep longer rounds (each 1 MiB round trip takes milliseconds).
-    ping_rounds = max(min(100, div(pings, 50)), 1)
+    # ping_rounds: with every process on one CPU, a few long rounds (a target that has just woken up is
+    # slower for its first round trips); free on this VM's two vCPUs, whose cross-CPU wake-ups are slow and
+    # whose placement changes within a fraction of a second, many short rounds (50 pings), so that every
+    # target sees the placements alike. A multiple of 4, so each target leads as often as the others. The
+    # payloads keep longer rounds (each 1 MiB round trip takes milliseconds).
+    ping_rounds = max(min(ping_rounds, div(pings, 50)), 1)
     per_round = max(div(pings, ping_rounds), 1)
     rounds = max(min(8, div(pings, 250)), 1)
     mib_round = max(div(mibs, rounds), 1)
@@ -158,4 +158,4 @@ defmodule Bench do
   def emit(target, kase, value), do: IO.puts(~s({"target":"#{target}","case":"#{kase}","value":#{value}}))
 end
 
-Bench.main(node, script, raw_echo, json_bridge, workspace, String.to_integer(pings_s), String.to_integer(mibs_s))
+Bench.main(node, script, raw_echo, json_bridge, workspace, String.to_integer(pings_s), String.to_integer(mibs_s), String.to_integer(ping_rounds_s))
