@@ -215,6 +215,36 @@ defmodule Starweave.FineTune.DistributedTest do
     assert_raise Mix.Error, ~r/--config FILE is required/, fn -> Mix.Tasks.Starweave.Train.run(["--nodes", "#{node}"]) end
   end
 
+  test "resume/3 with a worker gone: the run continues on the others from the newest checkpoint", %{ws: ws} do
+    for n <- [:g_a, :g_b], do: start_supervised!(Supervisor.child_spec({FineTune, [name: n, workspace: ws, timeout: 60_000]}, id: n))
+    over = %{training: %{max_steps: 12, grad_accum: 2}, checkpoint: %{every_steps: 3}}
+    for f <- ["dp", "single"], do: Fixtures.write_dp_config(ws, "#{f}.json", "runs-#{f}", over)
+    assert {:ok, job} = FineTune.train_start(%{config: "single.json"}, server: :g_a)
+    last_loss(job)
+    single = Fixtures.train_losses(Path.join([ws, "runs-single", "dp"]))
+
+    me = self()
+    {pid, ref} = spawn_monitor(fn -> FineTune.Distributed.train([:g_a, :g_b], %{config: "dp.json", runs_dir: "runs-dp"}, notify: me) end)
+    assert_receive {:starweave_distributed, 4, _}, 60_000
+    Process.exit(pid, :kill)
+    assert_receive {:DOWN, ^ref, :process, _, :killed}
+    # worker 1's sidecar goes too (after its job has stopped with a checkpoint)
+    assert :ok = wait_for(fn -> match?({:ok, [_ | _]}, FineTune.jobs(server: :g_b)) and not busy?(:g_b) end)
+    stop_supervised!(:g_b)
+
+    assert {:ok, [%{"worker" => 0, "status" => "completed", "steps" => 12, "lastLoss" => loss}]} =
+             FineTune.Distributed.resume([:g_a, :g_b], %{runs_dir: "runs-dp"})
+
+    assert_received {:starweave_distributed, :resumed, %{reason: :resume, workers: [0], step: from}}
+    assert from >= 3
+    assert abs(loss - single[12]) < 1.0e-5 * abs(single[12])
+  end
+
+  defp busy?(server) do
+    {:ok, jobs} = FineTune.jobs(server: server)
+    Enum.any?(jobs, &(&1["status"] == "running"))
+  end
+
   defp start_peer(name \\ :"sw_peer_#{System.unique_integer([:positive])}", paths \\ :code.get_path(), connection \\ nil) do
     code = Enum.flat_map(paths, &[~c"-pa", &1])
     cookie = [~c"-setcookie", Atom.to_charlist(Node.get_cookie())]

@@ -136,7 +136,11 @@ defmodule Starweave.FineTune.Distributed do
     case mode do
       :start ->
         with :ok <- ensure_all(st, ids) do
-          st |> launch(ids, :start) |> coordinate()
+          try do
+            st |> launch(ids, :start) |> coordinate()
+          catch
+            {:start_lost, id, reason} -> {:error, {:start_failed, id, reason}}
+          end
         end
 
       :resume ->
@@ -209,24 +213,26 @@ defmodule Starweave.FineTune.Distributed do
         await_started(put_in(st.agents[id].job, job), List.delete(waiting, id))
 
       {:dist, ^gen, id, {:start_failed, reason}} ->
-        st = %{st | agents: Map.delete(st.agents, id), active: List.delete(st.active, id)}
-        abort_all(st)
-        throw({:distributed_error, {:start_failed, id, reason}})
+        start_lost(st, id, reason)
 
       {:DOWN, ref, :process, _, reason} ->
         case agent_of(st, ref) do
-          nil ->
-            await_started(st, waiting)
-
-          id ->
-            abort_all(st)
-            throw({:distributed_error, {:start_failed, id, reason}})
+          nil -> await_started(st, waiting)
+          id -> start_lost(st, id, reason)
         end
     after
       st.step_timeout ->
         abort_all(st)
         throw({:distributed_error, {:timeout, st.step_timeout}})
     end
+  end
+
+  # a worker that could not start its job (or whose node went): the others are stopped; the caller decides
+  # (the first start fails, a restart goes on without it)
+  defp start_lost(st, id, reason) do
+    Process.demonitor(st.agents[id].ref, [:flush])
+    abort_all(%{st | agents: Map.delete(st.agents, id), active: List.delete(st.active, id)})
+    throw({:start_lost, id, reason})
   end
 
   defp coordinate(st) do
@@ -385,14 +391,32 @@ defmodule Starweave.FineTune.Distributed do
     |> Enum.filter(fn id -> elem(server(st, id), 1) in connected and ensure_server(st, id) == :ok end)
   end
 
-  # (Re)starts `ids` from the latest checkpoint any of them holds, copied to those that lack it.
-  # Returns the coordinator's state when called from the loop (:lost, :rejoined), or the run's result.
+  # (Re)starts `ids` from the latest checkpoint any of them holds, copied to those that lack it (a worker
+  # that cannot be reached while this happens is left out, to be taken back later). Returns the
+  # coordinator's state when called from the loop (:lost, :rejoined), or the run's result.
   defp restart(st, ids, why) do
     with {:ok, name} <- run_name(st, ids),
          {:ok, dirs, step} <- place_checkpoint(st, ids, name) do
+      ids = Enum.filter(ids, &Map.has_key?(dirs, &1))
       send(st.notify, {:starweave_distributed, :resumed, %{step: step, workers: ids, reason: why}})
-      st = launch(%{st | run_name: name}, ids, {:resume, dirs})
-      if why == :resume, do: coordinate(st), else: st
+
+      try do
+        st = launch(%{st | run_name: name}, ids, {:resume, dirs})
+        if why == :resume, do: coordinate(st), else: st
+      catch
+        {:start_lost, id, reason} ->
+          {_, node} = server(st, id)
+
+          send(
+            st.notify,
+            {:starweave_distributed, :worker_lost, %{worker: id, node: node, reason: reason, step: step}}
+          )
+
+          case List.delete(ids, id) do
+            [] -> {:error, {:worker_down, id, reason}}
+            rest -> restart(st, rest, why)
+          end
+      end
     end
   catch
     {:distributed_error, reason} -> {:error, reason}
@@ -403,7 +427,10 @@ defmodule Starweave.FineTune.Distributed do
   defp run_name(st, ids) do
     ids
     |> Enum.flat_map(fn id ->
-      rpc(st, id, __MODULE__, :list_runs, [abs_path(st, id, worker_dir(st, id))]) |> ok_or([])
+      with {:ok, dir} <- abs_path(st, id, worker_dir(st, id)),
+           {:ok, runs} <- rpc(st, id, __MODULE__, :list_runs, [dir]),
+           do: runs,
+           else: (_ -> [])
     end)
     |> Enum.max_by(fn {_name, mtime} -> mtime end, fn -> nil end)
     |> case do
@@ -412,30 +439,41 @@ defmodule Starweave.FineTune.Distributed do
     end
   end
 
-  # Every worker of `ids` gets the newest checkpoint found on any of them (and the run's config.json).
+  # Every reachable worker of `ids` gets the newest checkpoint found on any of them (and the run's
+  # config.json); returns the run folders of those that have it.
   defp place_checkpoint(st, ids, name) do
-    dirs = Map.new(ids, &{&1, Path.join(worker_dir(st, &1), name)})
+    found =
+      for id <- ids,
+          rel = Path.join(worker_dir(st, id), name),
+          {:ok, dir} <- [abs_path(st, id, rel)],
+          {:ok, steps} <- [rpc(st, id, __MODULE__, :list_checkpoints, [dir])],
+          into: %{},
+          do: {id, %{rel: rel, dir: dir, steps: steps}}
 
-    held =
-      Map.new(ids, fn id ->
-        {id, rpc(st, id, __MODULE__, :list_checkpoints, [abs_path(st, id, dirs[id])]) |> ok_or([])}
-      end)
+    holders = for {id, %{steps: [_ | _] = steps}} <- found, do: {id, Enum.max(steps)}
 
-    holders = for {id, steps} <- held, steps != [], do: {id, Enum.max(steps)}
-
-    case Enum.max_by(holders, &elem(&1, 1), fn -> nil end) do
-      nil ->
+    case Enum.sort_by(holders, &elem(&1, 1), :desc) do
+      [] ->
         {:error, {:no_checkpoint, name}}
 
-      {from, step} ->
-        src = abs_path(st, from, dirs[from])
-        {:ok, files} = rpc(st, from, __MODULE__, :read_checkpoint, [src, step])
+      [{_, step} | _] = sorted ->
+        # the first holder of that step that can be read
+        files =
+          Enum.find_value(sorted, fn {from, s} ->
+            s == step && ok_or(rpc(st, from, __MODULE__, :read_checkpoint, [found[from].dir, step]), nil)
+          end)
 
-        for id <- ids, step not in held[id] do
-          :ok = rpc(st, id, __MODULE__, :write_checkpoint, [abs_path(st, id, dirs[id]), step, files])
+        if files == nil do
+          {:error, {:checkpoint_unreadable, name, step}}
+        else
+          placed =
+            for {id, w} <- found,
+                step in w.steps or rpc(st, id, __MODULE__, :write_checkpoint, [w.dir, step, files]) == :ok,
+                into: %{},
+                do: {id, w.rel}
+
+          {:ok, placed, step}
         end
-
-        {:ok, dirs, step}
     end
   end
 
@@ -515,7 +553,9 @@ defmodule Starweave.FineTune.Distributed do
 
   defp abs_path(st, id, rel) do
     {name, node} = server(st, id)
-    Path.expand(rel, FineTune.workspace(server: {name, node}))
+    {:ok, Path.expand(rel, FineTune.workspace(server: {name, node}))}
+  catch
+    :exit, reason -> {:error, {:no_server, server(st, id), reason}}
   end
 
   defp rpc(st, id, m, f, a), do: rpc_node(elem(server(st, id), 1), m, f, a)
