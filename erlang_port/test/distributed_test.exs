@@ -171,7 +171,10 @@ defmodule Starweave.FineTune.DistributedTest do
         do: assert(abs(l - single[step]) < 1.0e-5 * abs(single[step]), "worker #{w} step #{step}")
   end
 
-  test "the coordinator dies: the workers stop at a checkpoint, and resume/3 continues the run with the single-run losses", %{ws: ws} do
+  test "the coordinator dies: the workers stop at a checkpoint, and resume/3 from another node continues the run with the single-run losses",
+       %{ws: ws} do
+    {:ok, peer, other} = start_peer()
+    on_exit(fn -> stop_peer(peer) end)
     for n <- [:c_a, :c_b], do: start_supervised!(Supervisor.child_spec({FineTune, [name: n, workspace: ws, timeout: 60_000]}, id: n))
     over = %{training: %{max_steps: 12, grad_accum: 2}}
     for f <- ["dp", "single"], do: Fixtures.write_dp_config(ws, "#{f}.json", "runs-#{f}", over)
@@ -185,7 +188,12 @@ defmodule Starweave.FineTune.DistributedTest do
     Process.exit(pid, :kill)
     assert_receive {:DOWN, ^ref, :process, _, :killed}
 
-    assert {:ok, results} = FineTune.Distributed.resume([:c_a, :c_b], %{runs_dir: "runs-dp"})
+    # the new coordinator runs on another node of the cluster, with the workers named from there
+    here = node()
+
+    assert {:ok, results} =
+             :erpc.call(other, FineTune.Distributed, :resume, [[{:c_a, here}, {:c_b, here}], %{runs_dir: "runs-dp"}, [notify: me]], 120_000)
+
     assert_received {:starweave_distributed, :resumed, %{reason: :resume, workers: [0, 1], step: from}}
     assert from in 1..11
     assert [%{"status" => "completed", "steps" => 12, "lastLoss" => loss}, %{"status" => "completed"}] = results
