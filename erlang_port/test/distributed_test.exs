@@ -44,31 +44,61 @@ defmodule Starweave.FineTune.DistributedTest do
     single = last_loss(job)
 
     assert {:ok, [%{"status" => "completed", "lastLoss" => loss}, %{"status" => "completed"}]} =
-             FineTune.Distributed.train([:dist_local, {:dist_remote, node}], %{config: "dp.json", runs_dir: "runs-dp"})
+             FineTune.Distributed.train([:dist_local, {:dist_remote, node}], %{
+               config: "dp.json",
+               runs_dir: "runs-dp"
+             })
 
     assert abs(loss - single) < 1.0e-5 * abs(single)
-    adapter = fn rank -> File.read!(Path.join([ws, "runs-dp", "worker-#{rank}", "dp", "adapter", "adapter_model.safetensors"])) end
+
+    adapter = fn rank ->
+      File.read!(Path.join([ws, "runs-dp", "worker-#{rank}", "dp", "adapter", "adapter_model.safetensors"]))
+    end
+
     assert adapter.(0) == adapter.(1)
   end
 
-  test "three workers, ring all-reduce: every step's loss is the single-sidecar run's, one adapter; hashes checked", %{ws: ws} do
-    for n <- [:r_a, :r_b, :r_c], do: start_supervised!(Supervisor.child_spec({FineTune, [name: n, workspace: ws, timeout: 60_000]}, id: n))
+  test "three workers, ring all-reduce: every step's loss is the single-sidecar run's, one adapter; hashes checked",
+       %{ws: ws} do
+    for n <- [:r_a, :r_b, :r_c],
+        do:
+          start_supervised!(
+            Supervisor.child_spec({FineTune, [name: n, workspace: ws, timeout: 60_000]}, id: n)
+          )
+
     over = %{training: %{max_steps: 4, grad_accum: 3}}
     for f <- ["dp", "single"], do: Fixtures.write_dp_config(ws, "#{f}.json", "runs-#{f}", over)
     assert {:ok, job} = FineTune.train_start(%{config: "single.json"}, server: :r_a)
     last_loss(job)
     single = Fixtures.train_losses(Path.join([ws, "runs-single", "dp"]))
 
-    assert {:ok, results} = FineTune.Distributed.train([:r_a, :r_b, :r_c], %{config: "dp.json", runs_dir: "runs-dp"}, hash_every: 1)
+    assert {:ok, results} =
+             FineTune.Distributed.train([:r_a, :r_b, :r_c], %{config: "dp.json", runs_dir: "runs-dp"},
+               hash_every: 1
+             )
+
     assert [%{"worker" => 0, "status" => "completed"}, %{"worker" => 1}, %{"worker" => 2}] = results
 
     for step <- 1..4 do
-      assert_received {:starweave_distributed, ^step, %{loss: loss, workers: 3, allreduce_ms: ms, allreduce_ms_by_worker: %{0 => _, 1 => _, 2 => _}}}
+      assert_received {:starweave_distributed, ^step,
+                       %{
+                         loss: loss,
+                         workers: 3,
+                         allreduce_ms: ms,
+                         allreduce_ms_by_worker: %{0 => _, 1 => _, 2 => _}
+                       }}
                       when is_number(ms)
+
       assert abs(loss - single[step]) < 1.0e-5 * abs(single[step])
     end
 
-    adapters = for w <- 0..2, do: File.read!(Path.join([ws, "runs-dp", "worker-#{w}", "dp", "adapter", "adapter_model.safetensors"]))
+    adapters =
+      for w <- 0..2,
+          do:
+            File.read!(
+              Path.join([ws, "runs-dp", "worker-#{w}", "dp", "adapter", "adapter_model.safetensors"])
+            )
+
     assert length(Enum.uniq(adapters)) == 1
   end
 
@@ -76,8 +106,15 @@ defmodule Starweave.FineTune.DistributedTest do
     ws2 = ws <> "-other"
     File.mkdir_p!(ws2)
     on_exit(fn -> File.rm_rf!(ws2) end)
-    start_supervised!(Supervisor.child_spec({FineTune, [name: :h_a, workspace: ws, timeout: 60_000]}, id: :h_a))
-    start_supervised!(Supervisor.child_spec({FineTune, [name: :h_b, workspace: ws2, timeout: 60_000]}, id: :h_b))
+
+    start_supervised!(
+      Supervisor.child_spec({FineTune, [name: :h_a, workspace: ws, timeout: 60_000]}, id: :h_a)
+    )
+
+    start_supervised!(
+      Supervisor.child_spec({FineTune, [name: :h_b, workspace: ws2, timeout: 60_000]}, id: :h_b)
+    )
+
     Fixtures.write_dp_config(ws, "dp.json", "runs-dp")
     Fixtures.write_dp_config(ws2, "dp.json", "runs-dp", %{lora: %{init_seed: 99}})
 
@@ -86,14 +123,27 @@ defmodule Starweave.FineTune.DistributedTest do
 
     assert h0 != h1
     # both stopped without taking step 1: their checkpoints are step 0's
-    for dir <- [ws, ws2], do: assert(File.ls!(Path.join([dir, "runs-dp", "worker-#{if dir == ws, do: 0, else: 1}", "dp", "checkpoints"])) == ["step-00000000"])
+    for dir <- [ws, ws2],
+        do:
+          assert(
+            File.ls!(
+              Path.join([dir, "runs-dp", "worker-#{if dir == ws, do: 0, else: 1}", "dp", "checkpoints"])
+            ) == ["step-00000000"]
+          )
   end
 
-  test "a worker's node killed mid-run: dropped, rebalanced, continued from the checkpoint; back at a checkpoint when it returns; the single-run losses", %{ws: ws} do
+  test "a worker's node killed mid-run: dropped, rebalanced, continued from the checkpoint; back at a checkpoint when it returns; the single-run losses",
+       %{ws: ws} do
     peer_name = :"sw_peer_#{System.unique_integer([:positive])}"
     {:ok, peer, node} = start_peer(peer_name)
     on_exit(fn -> stop_peer(peer) end)
-    for n <- [:k_a, :k_b], do: start_supervised!(Supervisor.child_spec({FineTune, [name: n, workspace: ws, timeout: 60_000]}, id: n))
+
+    for n <- [:k_a, :k_b],
+        do:
+          start_supervised!(
+            Supervisor.child_spec({FineTune, [name: n, workspace: ws, timeout: 60_000]}, id: n)
+          )
+
     over = %{training: %{max_steps: 80, grad_accum: 3}, checkpoint: %{every_steps: 2, keep_last: 3}}
     for f <- ["dp", "single"], do: Fixtures.write_dp_config(ws, "#{f}.json", "runs-#{f}", over)
     assert {:ok, job} = FineTune.train_start(%{config: "single.json"}, server: :k_a)
@@ -122,30 +172,51 @@ defmodule Starweave.FineTune.DistributedTest do
     # the node comes back (same name): it is taken back at the next checkpoint
     {:ok, peer2, ^node} = restart_peer(peer_name)
     on_exit(fn -> stop_peer(peer2) end)
-    assert_receive {:starweave_distributed, :resumed, %{reason: :rejoined, workers: [0, 1, 2], step: back}}, 60_000
+
+    assert_receive {:starweave_distributed, :resumed, %{reason: :rejoined, workers: [0, 1, 2], step: back}},
+                   60_000
+
     assert back > from
 
     assert {:ok, results} = Task.await(coordinator, 120_000)
-    assert [%{"worker" => 0, "status" => "completed", "steps" => 80}, %{"worker" => 1}, %{"worker" => 2}] = results
+
+    assert [%{"worker" => 0, "status" => "completed", "steps" => 80}, %{"worker" => 1}, %{"worker" => 2}] =
+             results
 
     # the losses of the steps each membership ran are the single run's (the workers' metrics agree)
     for w <- 0..2 do
       losses = Fixtures.train_losses(Path.join([ws, "runs-dp", "worker-#{w}", "dp"]))
       assert Map.keys(losses) |> Enum.sort() |> List.last() == 80
-      for {step, l} <- losses, do: assert(abs(l - single[step]) < 1.0e-5 * abs(single[step]), "worker #{w} step #{step}")
+
+      for {step, l} <- losses,
+          do: assert(abs(l - single[step]) < 1.0e-5 * abs(single[step]), "worker #{w} step #{step}")
     end
 
-    adapters = for w <- 0..2, do: File.read!(Path.join([ws, "runs-dp", "worker-#{w}", "dp", "adapter", "adapter_model.safetensors"]))
+    adapters =
+      for w <- 0..2,
+          do:
+            File.read!(
+              Path.join([ws, "runs-dp", "worker-#{w}", "dp", "adapter", "adapter_model.safetensors"])
+            )
+
     assert length(Enum.uniq(adapters)) == 1
   end
 
-  test "a worker's node cut off (disconnected) mid-run: dropped; taken back once the connection heals", %{ws: ws} do
+  test "a worker's node cut off (disconnected) mid-run: dropped; taken back once the connection heals", %{
+    ws: ws
+  } do
     # the peer's control channel over stdio: by default :peer controls it over distribution and halts it
     # when that connection goes, which would make this a node's death, not a partition
-    {:ok, peer, node} = start_peer(:"sw_peer_#{System.unique_integer([:positive])}", :code.get_path(), :standard_io)
+    {:ok, peer, node} =
+      start_peer(:"sw_peer_#{System.unique_integer([:positive])}", :code.get_path(), :standard_io)
+
     true = Node.connect(node)
     on_exit(fn -> stop_peer(peer) end)
-    start_supervised!(Supervisor.child_spec({FineTune, [name: :p_a, workspace: ws, timeout: 60_000]}, id: :p_a))
+
+    start_supervised!(
+      Supervisor.child_spec({FineTune, [name: :p_a, workspace: ws, timeout: 60_000]}, id: :p_a)
+    )
+
     start_remote(node, :p_remote, ws)
     over = %{training: %{max_steps: 80, grad_accum: 2}, checkpoint: %{every_steps: 2, keep_last: 3}}
     for f <- ["dp", "single"], do: Fixtures.write_dp_config(ws, "#{f}.json", "runs-#{f}", over)
@@ -154,20 +225,31 @@ defmodule Starweave.FineTune.DistributedTest do
     single = Fixtures.train_losses(Path.join([ws, "runs-single", "dp"]))
 
     me = self()
-    coordinator = Task.async(fn -> FineTune.Distributed.train([:p_a, {:p_remote, node}], %{config: "dp.json", runs_dir: "runs-dp"}, notify: me) end)
+
+    coordinator =
+      Task.async(fn ->
+        FineTune.Distributed.train([:p_a, {:p_remote, node}], %{config: "dp.json", runs_dir: "runs-dp"},
+          notify: me
+        )
+      end)
 
     assert_receive {:starweave_distributed, 3, %{workers: 2}}, 60_000
     # a partition: the connection to the worker's node goes, the node and its sidecar live on
     true = Node.disconnect(node)
-    assert_receive {:starweave_distributed, :worker_lost, %{worker: 1, node: ^node, reason: :noconnection}}, 60_000
+
+    assert_receive {:starweave_distributed, :worker_lost, %{worker: 1, node: ^node, reason: :noconnection}},
+                   60_000
+
     assert_receive {:starweave_distributed, :resumed, %{reason: :lost, workers: [0]}}, 60_000
     # the partition heals (the first attempts may come before the peer has let go of the old connection)
     assert :ok = wait_for(fn -> Node.connect(node) == true end)
     assert_receive {:starweave_distributed, :resumed, %{reason: :rejoined, workers: [0, 1]}}, 60_000
 
-    assert {:ok, [%{"status" => "completed", "steps" => 80}, %{"status" => "completed", "steps" => 80}]} = Task.await(coordinator, 120_000)
+    assert {:ok, [%{"status" => "completed", "steps" => 80}, %{"status" => "completed", "steps" => 80}]} =
+             Task.await(coordinator, 120_000)
 
-    for w <- 0..1, {step, l} <- Fixtures.train_losses(Path.join([ws, "runs-dp", "worker-#{w}", "dp"])),
+    for w <- 0..1,
+        {step, l} <- Fixtures.train_losses(Path.join([ws, "runs-dp", "worker-#{w}", "dp"])),
         do: assert(abs(l - single[step]) < 1.0e-5 * abs(single[step]), "worker #{w} step #{step}")
   end
 
@@ -175,7 +257,13 @@ defmodule Starweave.FineTune.DistributedTest do
        %{ws: ws} do
     {:ok, peer, other} = start_peer()
     on_exit(fn -> stop_peer(peer) end)
-    for n <- [:c_a, :c_b], do: start_supervised!(Supervisor.child_spec({FineTune, [name: n, workspace: ws, timeout: 60_000]}, id: n))
+
+    for n <- [:c_a, :c_b],
+        do:
+          start_supervised!(
+            Supervisor.child_spec({FineTune, [name: n, workspace: ws, timeout: 60_000]}, id: n)
+          )
+
     over = %{training: %{max_steps: 12, grad_accum: 2}}
     for f <- ["dp", "single"], do: Fixtures.write_dp_config(ws, "#{f}.json", "runs-#{f}", over)
     assert {:ok, job} = FineTune.train_start(%{config: "single.json"}, server: :c_a)
@@ -183,7 +271,12 @@ defmodule Starweave.FineTune.DistributedTest do
     single = Fixtures.train_losses(Path.join([ws, "runs-single", "dp"]))
 
     me = self()
-    {pid, ref} = spawn_monitor(fn -> FineTune.Distributed.train([:c_a, :c_b], %{config: "dp.json", runs_dir: "runs-dp"}, notify: me) end)
+
+    {pid, ref} =
+      spawn_monitor(fn ->
+        FineTune.Distributed.train([:c_a, :c_b], %{config: "dp.json", runs_dir: "runs-dp"}, notify: me)
+      end)
+
     assert_receive {:starweave_distributed, 2, _}, 60_000
     Process.exit(pid, :kill)
     assert_receive {:DOWN, ^ref, :process, _, :killed}
@@ -192,15 +285,25 @@ defmodule Starweave.FineTune.DistributedTest do
     here = node()
 
     assert {:ok, results} =
-             :erpc.call(other, FineTune.Distributed, :resume, [[{:c_a, here}, {:c_b, here}], %{runs_dir: "runs-dp"}, [notify: me]], 120_000)
+             :erpc.call(
+               other,
+               FineTune.Distributed,
+               :resume,
+               [[{:c_a, here}, {:c_b, here}], %{runs_dir: "runs-dp"}, [notify: me]],
+               120_000
+             )
 
     assert_received {:starweave_distributed, :resumed, %{reason: :resume, workers: [0, 1], step: from}}
     assert from in 1..11
-    assert [%{"status" => "completed", "steps" => 12, "lastLoss" => loss}, %{"status" => "completed"}] = results
+
+    assert [%{"status" => "completed", "steps" => 12, "lastLoss" => loss}, %{"status" => "completed"}] =
+             results
+
     assert abs(loss - single[12]) < 1.0e-5 * abs(single[12])
   end
 
-  test "mix starweave.train --nodes: the run over a node without this application's code (loaded from here)", %{ws: ws} do
+  test "mix starweave.train --nodes: the run over a node without this application's code (loaded from here)",
+       %{ws: ws} do
     # the peer gets Elixir's code paths but not this project's: the task loads the application there
     own = :code.lib_dir(:starweave_finetune) |> to_string()
     paths = Enum.reject(:code.get_path(), &String.starts_with?(to_string(&1), own))
@@ -211,20 +314,47 @@ defmodule Starweave.FineTune.DistributedTest do
 
     out =
       ExUnit.CaptureIO.capture_io(fn ->
-        Mix.Tasks.Starweave.Train.run(["--nodes", "#{node}", "--config", "dp.json", "--runs-dir", "runs-cli", "--workspace", ws, "--hash-every", "1"])
+        Mix.Tasks.Starweave.Train.run([
+          "--nodes",
+          "#{node}",
+          "--config",
+          "dp.json",
+          "--runs-dir",
+          "runs-cli",
+          "--workspace",
+          ws,
+          "--hash-every",
+          "1"
+        ])
       end)
 
     assert out =~ ~r/step 3: loss \d+\.\d{4}, 1 workers, all-reduce/
     assert out =~ ~r{worker 0: completed, 3/3 steps, last loss \d+\.\d+, run runs-cli/worker-0/dp}
-    assert File.regular?(Path.join([ws, "runs-cli", "worker-0", "dp", "adapter", "adapter_model.safetensors"]))
 
-    assert_raise Mix.Error, ~r/'nope' is not a node name/, fn -> Mix.Tasks.Starweave.Train.run(["--nodes", "nope", "--config", "dp.json"]) end
-    assert_raise Mix.Error, ~r/cannot connect to ghost@127.0.0.1/, fn -> Mix.Tasks.Starweave.Train.run(["--nodes", "ghost@127.0.0.1", "--config", "dp.json"]) end
-    assert_raise Mix.Error, ~r/--config FILE is required/, fn -> Mix.Tasks.Starweave.Train.run(["--nodes", "#{node}"]) end
+    assert File.regular?(
+             Path.join([ws, "runs-cli", "worker-0", "dp", "adapter", "adapter_model.safetensors"])
+           )
+
+    assert_raise Mix.Error, ~r/'nope' is not a node name/, fn ->
+      Mix.Tasks.Starweave.Train.run(["--nodes", "nope", "--config", "dp.json"])
+    end
+
+    assert_raise Mix.Error, ~r/cannot connect to ghost@127.0.0.1/, fn ->
+      Mix.Tasks.Starweave.Train.run(["--nodes", "ghost@127.0.0.1", "--config", "dp.json"])
+    end
+
+    assert_raise Mix.Error, ~r/--config FILE is required/, fn ->
+      Mix.Tasks.Starweave.Train.run(["--nodes", "#{node}"])
+    end
   end
 
   test "resume/3 with a worker gone: the run continues on the others from the newest checkpoint", %{ws: ws} do
-    for n <- [:g_a, :g_b], do: start_supervised!(Supervisor.child_spec({FineTune, [name: n, workspace: ws, timeout: 60_000]}, id: n))
+    for n <- [:g_a, :g_b],
+        do:
+          start_supervised!(
+            Supervisor.child_spec({FineTune, [name: n, workspace: ws, timeout: 60_000]}, id: n)
+          )
+
     over = %{training: %{max_steps: 12, grad_accum: 2}, checkpoint: %{every_steps: 3}}
     for f <- ["dp", "single"], do: Fixtures.write_dp_config(ws, "#{f}.json", "runs-#{f}", over)
     assert {:ok, job} = FineTune.train_start(%{config: "single.json"}, server: :g_a)
@@ -232,7 +362,12 @@ defmodule Starweave.FineTune.DistributedTest do
     single = Fixtures.train_losses(Path.join([ws, "runs-single", "dp"]))
 
     me = self()
-    {pid, ref} = spawn_monitor(fn -> FineTune.Distributed.train([:g_a, :g_b], %{config: "dp.json", runs_dir: "runs-dp"}, notify: me) end)
+
+    {pid, ref} =
+      spawn_monitor(fn ->
+        FineTune.Distributed.train([:g_a, :g_b], %{config: "dp.json", runs_dir: "runs-dp"}, notify: me)
+      end)
+
     assert_receive {:starweave_distributed, 4, _}, 60_000
     Process.exit(pid, :kill)
     assert_receive {:DOWN, ^ref, :process, _, :killed}
@@ -253,7 +388,11 @@ defmodule Starweave.FineTune.DistributedTest do
     Enum.any?(jobs, &(&1["status"] == "running"))
   end
 
-  defp start_peer(name \\ :"sw_peer_#{System.unique_integer([:positive])}", paths \\ :code.get_path(), connection \\ nil) do
+  defp start_peer(
+         name \\ :"sw_peer_#{System.unique_integer([:positive])}",
+         paths \\ :code.get_path(),
+         connection \\ nil
+       ) do
     code = Enum.flat_map(paths, &[~c"-pa", &1])
     cookie = [~c"-setcookie", Atom.to_charlist(Node.get_cookie())]
     opts = %{name: name, host: ~c"127.0.0.1", longnames: true, args: cookie ++ code}
@@ -302,9 +441,14 @@ defmodule Starweave.FineTune.DistributedTest do
 
   defp last_loss(job) do
     receive do
-      {:starweave_finetune, ^job, %{event: "done", data: %{"lastLoss" => l}}} -> l
-      {:starweave_finetune, ^job, %{event: e, data: d}} when e in ["failed", "cancelled"] -> flunk("#{e}: #{inspect(d)}")
-      {:starweave_finetune, ^job, _} -> last_loss(job)
+      {:starweave_finetune, ^job, %{event: "done", data: %{"lastLoss" => l}}} ->
+        l
+
+      {:starweave_finetune, ^job, %{event: e, data: d}} when e in ["failed", "cancelled"] ->
+        flunk("#{e}: #{inspect(d)}")
+
+      {:starweave_finetune, ^job, _} ->
+        last_loss(job)
     after
       120_000 -> flunk("no end of job #{job}")
     end

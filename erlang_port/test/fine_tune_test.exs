@@ -42,7 +42,8 @@ defmodule Starweave.FineTuneTest do
     assert methods["train.start"] == %{"kind" => "job"}
     # the port's pipes, sized by the sidecar at start (64 KiB by default: 1 MiB frames cross them in
     # one write each way)
-    assert {:ok, %{"transport" => %{"pipeBytes" => %{"in" => 1_048_576, "out" => 1_048_576}}}} = FineTune.version(s)
+    assert {:ok, %{"transport" => %{"pipeBytes" => %{"in" => 1_048_576, "out" => 1_048_576}}}} =
+             FineTune.version(s)
   end
 
   test "dataset validation: an error reply naming the field, then a report", %{s: s} do
@@ -276,20 +277,33 @@ defmodule Starweave.FineTuneTest do
   # a run config file (Elixir 1.14 has no JSON encoder; no Hex packages here)
   test "data parallel: Distributed.train over two sidecars (gradients summed in Elixir); single-process loss, one adapter",
        %{s: s, ws: ws, name: name} do
-    start_supervised!(Supervisor.child_spec({FineTune, [name: :dp_peer, workspace: ws, timeout: 60_000]}, id: :dp_peer))
+    start_supervised!(
+      Supervisor.child_spec({FineTune, [name: :dp_peer, workspace: ws, timeout: 60_000]}, id: :dp_peer)
+    )
 
-    for rank <- ["0", "single"], do: Starweave.FineTune.Test.Fixtures.write_dp_config(ws, "dp#{rank}.json", "runs#{rank}")
+    for rank <- ["0", "single"],
+        do: Starweave.FineTune.Test.Fixtures.write_dp_config(ws, "dp#{rank}.json", "runs#{rank}")
 
     # the tiny model is generated before two workers share it: a first run of it alone
     assert {:ok, job} = FineTune.train_start(%{config: "dpsingle.json"}, s)
     assert %{"status" => "completed", "lastLoss" => single} = List.last(collect_events(job, [])).data
 
-    assert {:ok, ends} = FineTune.Distributed.train([name, :dp_peer], %{config: "dp0.json", runs_dir: "runsdp"})
-    assert [%{"status" => "completed", "steps" => 3, "lastLoss" => loss}, %{"status" => "completed", "steps" => 3}] = ends
+    assert {:ok, ends} =
+             FineTune.Distributed.train([name, :dp_peer], %{config: "dp0.json", runs_dir: "runsdp"})
+
+    assert [
+             %{"status" => "completed", "steps" => 3, "lastLoss" => loss},
+             %{"status" => "completed", "steps" => 3}
+           ] = ends
+
     for step <- 1..3, do: assert_received({:starweave_distributed, ^step, %{loss: l}} when is_float(l))
     # the same run in one sidecar: the last step's loss within floating-point tolerance
     assert abs(loss - single) < 1.0e-5 * abs(single)
-    adapter = fn rank -> File.read!(Path.join([ws, "runsdp", "worker-#{rank}", "dp", "adapter", "adapter_model.safetensors"])) end
+
+    adapter = fn rank ->
+      File.read!(Path.join([ws, "runsdp", "worker-#{rank}", "dp", "adapter", "adapter_model.safetensors"]))
+    end
+
     assert adapter.(0) == adapter.(1)
   end
 

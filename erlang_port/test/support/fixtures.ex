@@ -24,6 +24,7 @@ defmodule Starweave.FineTune.Test.Fixtures do
         into: %{},
         do: {String.to_integer(step), String.to_float(loss)}
   end
+
   def write_dp_config(workspace, file, runs_dir, over \\ %{}) do
     config = %{
       name: "dp",

@@ -57,7 +57,13 @@ defmodule Mix.Tasks.Starweave.Train do
         if(o[:script], do: [script: o[:script]], else: [])
 
     params = %{"config" => o[:config], "runs_dir" => o[:runs_dir] || ".starweave/runs", "run" => o[:run]}
-    opts = [sidecar: sidecar, hash_every: o[:hash_every] || 10, max_restarts: o[:max_restarts] || 5, notify: printer()]
+
+    opts = [
+      sidecar: sidecar,
+      hash_every: o[:hash_every] || 10,
+      max_restarts: o[:max_restarts] || 5,
+      notify: printer()
+    ]
 
     result =
       if o[:resume],
@@ -87,7 +93,8 @@ defmodule Mix.Tasks.Starweave.Train do
   defp parse_nodes(s) do
     nodes = s |> String.split(",", trim: true) |> Enum.map(&String.trim/1)
 
-    for n <- nodes, not String.match?(n, ~r/^[^@\s]+@[^@\s]+$/),
+    for n <- nodes,
+        not String.match?(n, ~r/^[^@\s]+@[^@\s]+$/),
         do: Mix.raise("starweave.train: --nodes: '#{n}' is not a node name (name@host)")
 
     if nodes == [], do: Mix.raise("starweave.train: --nodes lists no node")
@@ -102,8 +109,11 @@ defmodule Mix.Tasks.Starweave.Train do
       name = String.to_atom(o[:name] || "starweave_train_#{System.pid()}@#{host}")
 
       case Node.start(name, mode) do
-        {:ok, _} -> :ok
-        {:error, reason} -> Mix.raise("starweave.train: cannot start distribution as #{name}: #{inspect(reason)}")
+        {:ok, _} ->
+          :ok
+
+        {:error, reason} ->
+          Mix.raise("starweave.train: cannot start distribution as #{name}: #{inspect(reason)}")
       end
     end
 
