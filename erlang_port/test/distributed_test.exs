@@ -33,7 +33,7 @@ defmodule Starweave.FineTune.DistributedTest do
   test "one run over two nodes: the single-sidecar loss, one adapter", %{ws: ws} do
     {:ok, peer, node} = start_peer()
     on_exit(fn -> :peer.stop(peer) end)
-    start_supervised!({FineTune, [name: :dist_local, workspace: ws, timeout: 60_000]})
+    start_sidecars([:dist_local], ws)
 
     start_remote(node, :dist_remote, ws)
 
@@ -51,26 +51,15 @@ defmodule Starweave.FineTune.DistributedTest do
 
     assert abs(loss - single) < 1.0e-5 * abs(single)
 
-    adapter = fn rank ->
-      File.read!(Path.join([ws, "runs-dp", "worker-#{rank}", "dp", "adapter", "adapter_model.safetensors"]))
-    end
-
-    assert adapter.(0) == adapter.(1)
+    assert_one_adapter(ws, 0..1)
   end
 
   test "three workers, ring all-reduce: every step's loss is the single-sidecar run's, one adapter; hashes checked",
        %{ws: ws} do
-    for n <- [:r_a, :r_b, :r_c],
-        do:
-          start_supervised!(
-            Supervisor.child_spec({FineTune, [name: n, workspace: ws, timeout: 60_000]}, id: n)
-          )
+    start_sidecars([:r_a, :r_b, :r_c], ws)
 
     over = %{training: %{max_steps: 4, grad_accum: 3}}
-    for f <- ["dp", "single"], do: Fixtures.write_dp_config(ws, "#{f}.json", "runs-#{f}", over)
-    assert {:ok, job} = FineTune.train_start(%{config: "single.json"}, server: :r_a)
-    last_loss(job)
-    single = Fixtures.train_losses(Path.join([ws, "runs-single", "dp"]))
+    single = single_run(ws, over, :r_a)
 
     assert {:ok, results} =
              FineTune.Distributed.train([:r_a, :r_b, :r_c], %{config: "dp.json", runs_dir: "runs-dp"},
@@ -92,14 +81,7 @@ defmodule Starweave.FineTune.DistributedTest do
       assert abs(loss - single[step]) < 1.0e-5 * abs(single[step])
     end
 
-    adapters =
-      for w <- 0..2,
-          do:
-            File.read!(
-              Path.join([ws, "runs-dp", "worker-#{w}", "dp", "adapter", "adapter_model.safetensors"])
-            )
-
-    assert length(Enum.uniq(adapters)) == 1
+    assert_one_adapter(ws, 0..2)
   end
 
   test "workers whose parameters differ (another LoRA init) are stopped before the first step", %{ws: ws} do
@@ -107,13 +89,9 @@ defmodule Starweave.FineTune.DistributedTest do
     File.mkdir_p!(ws2)
     on_exit(fn -> File.rm_rf!(ws2) end)
 
-    start_supervised!(
-      Supervisor.child_spec({FineTune, [name: :h_a, workspace: ws, timeout: 60_000]}, id: :h_a)
-    )
+    start_sidecars([:h_a], ws)
 
-    start_supervised!(
-      Supervisor.child_spec({FineTune, [name: :h_b, workspace: ws2, timeout: 60_000]}, id: :h_b)
-    )
+    start_sidecars([:h_b], ws2)
 
     Fixtures.write_dp_config(ws, "dp.json", "runs-dp")
     Fixtures.write_dp_config(ws2, "dp.json", "runs-dp", %{lora: %{init_seed: 99}})
@@ -138,17 +116,10 @@ defmodule Starweave.FineTune.DistributedTest do
     {:ok, peer, node} = start_peer(peer_name)
     on_exit(fn -> stop_peer(peer) end)
 
-    for n <- [:k_a, :k_b],
-        do:
-          start_supervised!(
-            Supervisor.child_spec({FineTune, [name: n, workspace: ws, timeout: 60_000]}, id: n)
-          )
+    start_sidecars([:k_a, :k_b], ws)
 
     over = %{training: %{max_steps: 80, grad_accum: 3}, checkpoint: %{every_steps: 2, keep_last: 3}}
-    for f <- ["dp", "single"], do: Fixtures.write_dp_config(ws, "#{f}.json", "runs-#{f}", over)
-    assert {:ok, job} = FineTune.train_start(%{config: "single.json"}, server: :k_a)
-    last_loss(job)
-    single = Fixtures.train_losses(Path.join([ws, "runs-single", "dp"]))
+    single = single_run(ws, over, :k_a)
 
     me = self()
     # the third worker is a node: the coordinator starts its sidecar under that node's supervision tree
@@ -192,14 +163,7 @@ defmodule Starweave.FineTune.DistributedTest do
           do: assert(abs(l - single[step]) < 1.0e-5 * abs(single[step]), "worker #{w} step #{step}")
     end
 
-    adapters =
-      for w <- 0..2,
-          do:
-            File.read!(
-              Path.join([ws, "runs-dp", "worker-#{w}", "dp", "adapter", "adapter_model.safetensors"])
-            )
-
-    assert length(Enum.uniq(adapters)) == 1
+    assert_one_adapter(ws, 0..2)
   end
 
   test "a worker's node cut off (disconnected) mid-run: dropped; taken back once the connection heals", %{
@@ -213,16 +177,11 @@ defmodule Starweave.FineTune.DistributedTest do
     true = Node.connect(node)
     on_exit(fn -> stop_peer(peer) end)
 
-    start_supervised!(
-      Supervisor.child_spec({FineTune, [name: :p_a, workspace: ws, timeout: 60_000]}, id: :p_a)
-    )
+    start_sidecars([:p_a], ws)
 
     start_remote(node, :p_remote, ws)
     over = %{training: %{max_steps: 80, grad_accum: 2}, checkpoint: %{every_steps: 2, keep_last: 3}}
-    for f <- ["dp", "single"], do: Fixtures.write_dp_config(ws, "#{f}.json", "runs-#{f}", over)
-    assert {:ok, job} = FineTune.train_start(%{config: "single.json"}, server: :p_a)
-    last_loss(job)
-    single = Fixtures.train_losses(Path.join([ws, "runs-single", "dp"]))
+    single = single_run(ws, over, :p_a)
 
     me = self()
 
@@ -258,28 +217,13 @@ defmodule Starweave.FineTune.DistributedTest do
     {:ok, peer, other} = start_peer()
     on_exit(fn -> stop_peer(peer) end)
 
-    for n <- [:c_a, :c_b],
-        do:
-          start_supervised!(
-            Supervisor.child_spec({FineTune, [name: n, workspace: ws, timeout: 60_000]}, id: n)
-          )
+    start_sidecars([:c_a, :c_b], ws)
 
     over = %{training: %{max_steps: 12, grad_accum: 2}}
-    for f <- ["dp", "single"], do: Fixtures.write_dp_config(ws, "#{f}.json", "runs-#{f}", over)
-    assert {:ok, job} = FineTune.train_start(%{config: "single.json"}, server: :c_a)
-    last_loss(job)
-    single = Fixtures.train_losses(Path.join([ws, "runs-single", "dp"]))
+    single = single_run(ws, over, :c_a)
 
+    kill_coordinator_at([:c_a, :c_b], 2)
     me = self()
-
-    {pid, ref} =
-      spawn_monitor(fn ->
-        FineTune.Distributed.train([:c_a, :c_b], %{config: "dp.json", runs_dir: "runs-dp"}, notify: me)
-      end)
-
-    assert_receive {:starweave_distributed, 2, _}, 60_000
-    Process.exit(pid, :kill)
-    assert_receive {:DOWN, ^ref, :process, _, :killed}
 
     # the new coordinator runs on another node of the cluster, with the workers named from there
     here = node()
@@ -349,28 +293,12 @@ defmodule Starweave.FineTune.DistributedTest do
   end
 
   test "resume/3 with a worker gone: the run continues on the others from the newest checkpoint", %{ws: ws} do
-    for n <- [:g_a, :g_b],
-        do:
-          start_supervised!(
-            Supervisor.child_spec({FineTune, [name: n, workspace: ws, timeout: 60_000]}, id: n)
-          )
+    start_sidecars([:g_a, :g_b], ws)
 
     over = %{training: %{max_steps: 12, grad_accum: 2}, checkpoint: %{every_steps: 3}}
-    for f <- ["dp", "single"], do: Fixtures.write_dp_config(ws, "#{f}.json", "runs-#{f}", over)
-    assert {:ok, job} = FineTune.train_start(%{config: "single.json"}, server: :g_a)
-    last_loss(job)
-    single = Fixtures.train_losses(Path.join([ws, "runs-single", "dp"]))
+    single = single_run(ws, over, :g_a)
 
-    me = self()
-
-    {pid, ref} =
-      spawn_monitor(fn ->
-        FineTune.Distributed.train([:g_a, :g_b], %{config: "dp.json", runs_dir: "runs-dp"}, notify: me)
-      end)
-
-    assert_receive {:starweave_distributed, 4, _}, 60_000
-    Process.exit(pid, :kill)
-    assert_receive {:DOWN, ^ref, :process, _, :killed}
+    kill_coordinator_at([:g_a, :g_b], 4)
     # worker 1's sidecar goes too (after its job has stopped with a checkpoint)
     assert :ok = wait_for(fn -> match?({:ok, [_ | _]}, FineTune.jobs(server: :g_b)) and not busy?(:g_b) end)
     stop_supervised!(:g_b)
@@ -381,6 +309,50 @@ defmodule Starweave.FineTune.DistributedTest do
     assert_received {:starweave_distributed, :resumed, %{reason: :resume, workers: [0], step: from}}
     assert from >= 3
     assert abs(loss - single[12]) < 1.0e-5 * abs(single[12])
+  end
+
+  # Every worker of the run in runs-dp wrote the same adapter, byte for byte.
+  defp assert_one_adapter(ws, workers) do
+    adapters =
+      for w <- workers,
+          do:
+            File.read!(
+              Path.join([ws, "runs-dp", "worker-#{w}", "dp", "adapter", "adapter_model.safetensors"])
+            )
+
+    assert length(Enum.uniq(adapters)) == 1
+  end
+
+  # Sidecars on this node, one per name, all in the test's workspace.
+  defp start_sidecars(names, ws) do
+    for n <- names,
+        do:
+          start_supervised!(
+            Supervisor.child_spec({FineTune, [name: n, workspace: ws, timeout: 60_000]}, id: n)
+          )
+  end
+
+  # Writes dp.json and single.json (the config with `over` merged), runs single.json alone on `server` and
+  # returns its train losses by step: what every data-parallel run of dp.json must reproduce.
+  defp single_run(ws, over, server) do
+    for f <- ["dp", "single"], do: Fixtures.write_dp_config(ws, "#{f}.json", "runs-#{f}", over)
+    assert {:ok, job} = FineTune.train_start(%{config: "single.json"}, server: server)
+    last_loss(job)
+    Fixtures.train_losses(Path.join([ws, "runs-single", "dp"]))
+  end
+
+  # A coordinator of dp.json over `workers`, killed once it has reported `step` (to the caller).
+  defp kill_coordinator_at(workers, step) do
+    me = self()
+
+    {pid, ref} =
+      spawn_monitor(fn ->
+        FineTune.Distributed.train(workers, %{config: "dp.json", runs_dir: "runs-dp"}, notify: me)
+      end)
+
+    assert_receive {:starweave_distributed, ^step, _}, 60_000
+    Process.exit(pid, :kill)
+    assert_receive {:DOWN, ^ref, :process, _, :killed}
   end
 
   defp busy?(server) do

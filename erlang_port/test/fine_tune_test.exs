@@ -275,7 +275,7 @@ defmodule Starweave.FineTuneTest do
   end
 
   # a run config file (Elixir 1.14 has no JSON encoder; no Hex packages here)
-  test "data parallel: Distributed.train over two sidecars (gradients summed in Elixir); single-process loss, one adapter",
+  test "data parallel: Distributed.train over two sidecars (the ring all-reduce between them); single-process loss, one adapter",
        %{s: s, ws: ws, name: name} do
     start_supervised!(
       Supervisor.child_spec({FineTune, [name: :dp_peer, workspace: ws, timeout: 60_000]}, id: :dp_peer)

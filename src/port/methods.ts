@@ -96,15 +96,13 @@ const TrainStart = z.strictObject({
 });
 type ParallelParams = { rank: number; workers: number; hash_every: number; inplace: boolean };
 
-/** a + b over f32 little-endian values (the frame's bytes need not be 4-byte aligned: copied when not) */
+/** a + b over f32 little-endian values of one length */
 function addF32(a: Uint8Array, b: Uint8Array): Buffer {
-  const n = a.byteLength / 4;
-  const f32 = (u: Uint8Array) => (u.byteOffset % 4 === 0 ? new Float32Array(u.buffer, u.byteOffset, n) : new Float32Array(new Uint8Array(u).buffer, 0, n));  // Buffer#slice is a view, not a copy
-  const o = new Float32Array(n);
-  const x = f32(a);
-  const y = f32(b);
-  for (let i = 0; i < n; i++) o[i] = x[i] + y[i];
-  return Buffer.from(o.buffer, 0, a.byteLength);
+  const x = f32Of(a);
+  const y = f32Of(b);
+  const o = new Float32Array(x.length);
+  for (let i = 0; i < o.length; i++) o[i] = x[i] + y[i];
+  return Buffer.from(o.buffer, 0, o.byteLength);
 }
 
 /** Data-parallel jobs waiting for their step's reduced gradients (train.reduce), by job id. */
@@ -666,7 +664,7 @@ export const METHODS: Record<string, MethodSpec> = {
     },
   ),
   'reduce.add': call(
-    "element-wise sum of two f32 little-endian vectors of one length (the additions of a data-parallel run's ring all-reduce, done here rather than in the BEAM)",
+    "element-wise sum of two f32 little-endian vectors of one length, in the sidecar (f32 arithmetic in the BEAM is slow; the ring all-reduce itself adds in place with train.chunk; bench:distributed times the port with this call)",
     z.strictObject({
       a: z.instanceof(Uint8Array, { message: 'expected bin: f32 little-endian values' }),
       b: z.instanceof(Uint8Array, { message: 'expected bin: f32 little-endian values' }),

@@ -229,9 +229,9 @@ defmodule Starweave.FineTune do
   end
 
   @doc """
-  `a + b` over two f32 little-endian binaries of one length, computed by the sidecar (the additions of
-  the ring all-reduce in `Starweave.FineTune.Distributed`; f32 arithmetic in the BEAM would take seconds
-  for an adapter's megabytes).
+  `a + b` over two f32 little-endian binaries of one length, computed by the sidecar (f32 arithmetic in
+  the BEAM would take seconds for an adapter's megabytes). The ring all-reduce of
+  `Starweave.FineTune.Distributed` adds in place with `train_chunk/6` instead.
   """
   @spec reduce_add(binary, binary, opts) :: result(binary)
   def reduce_add(a, b, opts \\ []) when is_binary(a) and is_binary(b) do

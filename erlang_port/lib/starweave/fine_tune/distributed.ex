@@ -854,16 +854,4 @@ defmodule Starweave.FineTune.Distributed do
       600_000 -> :ok
     end
   end
-
-  @doc false
-  # f32 little-endian binaries of equal length, summed element by element in the BEAM (in list order).
-  # Kept for small vectors and tests; the ring all-reduce adds in the sidecars.
-  @spec sum_f32([binary, ...]) :: binary
-  def sum_f32([one]), do: one
-  def sum_f32([a, b | rest]), do: sum_f32([add(a, b, []) | rest])
-
-  defp add(<<x::float-32-little, a::binary>>, <<y::float-32-little, b::binary>>, acc),
-    do: add(a, b, [acc | <<x + y::float-32-little>>])
-
-  defp add(<<>>, <<>>, acc), do: IO.iodata_to_binary(acc)
 end
