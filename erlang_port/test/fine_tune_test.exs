@@ -46,6 +46,23 @@ defmodule Starweave.FineTuneTest do
              FineTune.version(s)
   end
 
+  test "replies are matched to their callers whatever the width of the request id", %{s: s, name: name} do
+    # a direct call's reply is matched by the id read from the frame's first bytes and only its value is
+    # decoded: ids of every MessagePack width (fixint to uint64), results and errors
+    {_port, _table, ids, _max, _server} = :persistent_term.get({FineTune, :direct, name})
+
+    for start <- [0x7E, 0xFE, 0xFFFE, 0xFFFF_FFFE, 0xFFFF_FFFF_FFFF_FF00] do
+      :atomics.put(ids, 1, start)
+
+      for i <- 1..3 do
+        assert {:ok, %{"pong" => true, "data" => ^i}} = FineTune.ping([data: i] ++ s)
+        assert {:ok, %{"pong" => true, "data" => nil}} = FineTune.ping(s)
+
+        assert {:error, %Error{code: :invalid_params}} = FineTune.call("ping", %{"extra" => i}, s)
+      end
+    end
+  end
+
   test "dataset validation: an error reply naming the field, then a report", %{s: s} do
     assert {:error, %Error{code: :invalid_params, details: %{"path" => "params.config.sources"}}} =
              FineTune.dataset_validate(%{"sources" => []}, s)

@@ -160,8 +160,36 @@ defmodule Starweave.FineTune.Server do
     end
   end
 
-  # a direct call's reply frame, decoded in the caller (the server only read its id)
-  defp direct_reply(bin, entry) do
+  # a direct call's reply frame, decoded in the caller (the server only read its id). A result comes as
+  # {"id": n, "result": value} (the sidecar writes the id first): only the value is decoded.
+  defp direct_reply(<<0x82, 0xA2, "id", rest::binary>> = bin, entry) do
+    case skip_id(rest) do
+      <<0xA6, "result", value::binary>> ->
+        case MsgPack.decode(value) do
+          {:ok, v} ->
+            reply = {:ok, v}
+            call_stop(entry, reply)
+            reply
+
+          _ ->
+            decode_reply(bin, entry)
+        end
+
+      _ ->
+        decode_reply(bin, entry)
+    end
+  end
+
+  defp direct_reply(bin, entry), do: decode_reply(bin, entry)
+
+  defp skip_id(<<i, rest::binary>>) when i < 0x80, do: rest
+  defp skip_id(<<0xCC, _, rest::binary>>), do: rest
+  defp skip_id(<<0xCD, _::16, rest::binary>>), do: rest
+  defp skip_id(<<0xCE, _::32, rest::binary>>), do: rest
+  defp skip_id(<<0xCF, _::64, rest::binary>>), do: rest
+  defp skip_id(_), do: <<>>
+
+  defp decode_reply(bin, entry) do
     reply =
       case MsgPack.decode(bin) do
         {:ok, m} when is_map_key(m, "result") or is_map_key(m, "error") ->
