@@ -49,7 +49,7 @@ defmodule Starweave.FineTuneTest do
   test "replies are matched to their callers whatever the width of the request id", %{s: s, name: name} do
     # a direct call's reply is matched by the id read from the frame's first bytes and only its value is
     # decoded: ids of every MessagePack width (fixint to uint64), results and errors
-    {_port, _table, ids, _max, _server} = :persistent_term.get({FineTune, :direct, name})
+    {_port, _table, ids, _max, _server, _timeout} = :persistent_term.get({FineTune, :direct, name})
 
     for start <- [0x7E, 0xFE, 0xFFFE, 0xFFFF_FFFE, 0xFFFF_FFFF_FFFF_FF00] do
       :atomics.put(ids, 1, start)
@@ -466,6 +466,38 @@ defmodule Starweave.FineTuneTest do
            end) == true
 
     refute FineTune.os_pid(s) == os_pid
+  end
+
+  test "calls straight to the port: a killed sidecar fails them at once, a killed server within 100 ms",
+       %{s: s, name: name} do
+    # a stopped sidecar answers nothing: the calls (direct, no hop through the server) wait
+    stopped_ping = fn ->
+      os_pid = FineTune.os_pid(s)
+      System.cmd("kill", ["-STOP", Integer.to_string(os_pid)])
+      tasks = for _ <- 1..3, do: Task.async(fn -> FineTune.ping(s) end)
+      Process.sleep(300)
+      assert Enum.all?(tasks, &(Task.yield(&1, 0) == nil))
+      {os_pid, tasks}
+    end
+
+    # the sidecar killed: the server fails every waiting call as soon as it sees the exit
+    {os_pid, tasks} = stopped_ping.()
+    t0 = System.monotonic_time(:millisecond)
+    System.cmd("kill", ["-KILL", Integer.to_string(os_pid)])
+    assert Enum.map(tasks, &Task.await(&1, 5_000)) == List.duplicate({:error, :sidecar_exited}, 3)
+    assert System.monotonic_time(:millisecond) - t0 < 1_000
+    assert wait_until(fn -> match?({:ok, _}, FineTune.ping(s)) end) == true
+
+    # the server killed outright (no terminate, nobody fails the calls): the callers notice it themselves
+    {os_pid, tasks} = stopped_ping.()
+    t0 = System.monotonic_time(:millisecond)
+    Process.exit(Process.whereis(name), :kill)
+    assert Enum.map(tasks, &Task.await(&1, 5_000)) == List.duplicate({:error, :sidecar_exited}, 3)
+    assert System.monotonic_time(:millisecond) - t0 < 1_000
+    # the stopped sidecar, its input closed, exits once it runs again
+    System.cmd("kill", ["-CONT", Integer.to_string(os_pid)])
+    assert wait_until(fn -> not Server.os_alive?(os_pid) end) == true
+    assert wait_until(fn -> match?({:ok, _}, FineTune.ping(s)) end) == true
   end
 
   test "stopping the owner stops the sidecar (no orphan)", %{s: s, name: name} do

@@ -10,8 +10,9 @@ defmodule Starweave.FineTune do
       ]
 
   and call it like any service. Every function returns `{:ok, result}` or `{:error, reason}`, where
-  `reason` is `:timeout` (the work is cancelled in the sidecar), `:sidecar_exited` (it died; the
-  supervisor restarts it), `:cancelled` (a job was cancelled) or a `Starweave.FineTune.Error` whose
+  `reason` is `:timeout` (the work is cancelled in the sidecar), `:sidecar_exited` (it died, or the
+  server that owns its port did: waiting callers get it at once, or within 100 ms when the server was
+  killed outright; the supervisor restarts it), `:cancelled` (a job was cancelled) or a `Starweave.FineTune.Error` whose
   `code` you can match (`:invalid_params`, `:not_implemented`, `:path_outside_workspace`, ...).
 
   Results are the sidecar's maps with string keys. Every path in a request is relative to the
@@ -531,12 +532,15 @@ defmodule Starweave.FineTune do
   @spec call(String.t(), map, opts) :: result(term)
   def call(method, params \\ %{}, opts \\ []) do
     server = server(opts)
-    timeout = opts[:timeout] || default_timeout(opts)
 
     case is_atom(server) and :persistent_term.get({__MODULE__, :direct, server}, nil) do
       # a named server: straight to its port (the reply still comes through the server)
-      direct when is_tuple(direct) -> Server.direct_call(direct, method, stringify(params), timeout)
-      _ -> safe_call(server, {:call, method, stringify(params), timeout}, timeout)
+      direct when is_tuple(direct) ->
+        Server.direct_call(direct, method, stringify(params), opts[:timeout] || elem(direct, 5))
+
+      _ ->
+        timeout = opts[:timeout] || default_timeout(opts)
+        safe_call(server, {:call, method, stringify(params), timeout}, timeout)
     end
   end
 
@@ -587,5 +591,6 @@ defmodule Starweave.FineTune do
 
   defp compact(map), do: map |> Enum.reject(fn {_, v} -> is_nil(v) end) |> Map.new()
 
+  defp stringify(map) when map_size(map) == 0, do: map
   defp stringify(map) when is_map(map), do: Map.new(map, fn {k, v} -> {to_string(k), v} end)
 end

@@ -13,6 +13,8 @@ defmodule Starweave.FineTune.Server do
   @terminal ~w(done failed cancelled)
   # a subscriber whose mailbox holds more than this many messages gets no new credits until it catches up
   @mailbox_limit 256
+  # how often a direct call waiting for its reply checks that the server is alive (see direct_call/4)
+  @alive_check_ms 100
 
   defstruct [:port, :os_pid, :opts, :table, :ids, pending: %{}, jobs: %{}, raw_waiters: []]
 
@@ -60,7 +62,7 @@ defmodule Starweave.FineTune.Server do
 
       :persistent_term.put(
         {Starweave.FineTune, :direct, opts.name},
-        {port, table, ids, opts.max_frame_bytes, self()}
+        {port, table, ids, opts.max_frame_bytes, self(), opts.timeout}
       )
     end
 
@@ -74,7 +76,7 @@ defmodule Starweave.FineTune.Server do
   # itself, writes the frame to the port and waits; the server forwards the reply. Same results as the
   # {:call, ...} path: {:ok, r}, {:error, %Error{}}, {:error, :timeout} (the sidecar is told to cancel),
   # {:error, :sidecar_exited}.
-  def direct_call({port, table, ids, max_frame_bytes, server}, method, params, timeout) do
+  def direct_call({port, table, ids, max_frame_bytes, server, _default_timeout}, method, params, timeout) do
     id = :atomics.add_get(ids, 1, 1)
     frame = request_frame(id, method, params)
     size = IO.iodata_length(frame)
@@ -93,70 +95,85 @@ defmodule Starweave.FineTune.Server do
           System.monotonic_time()
         end
 
-      mref = Process.monitor(server)
+      # No monitor on the server: a monitor and its removal are two signals that the server must wake
+      # up to handle, about 1 µs of a 18 µs ping on one CPU (docs/PERFORMANCE.md). A waiting caller
+      # learns of the sidecar's death from the server, which fails every entry of the table at once (the
+      # sidecar's exit, the server's terminate); a server killed outright (no terminate) is noticed by
+      # looking every @alive_check_ms while waiting.
+      ref = make_ref()
 
       try do
-        :ets.insert(table, {id, self(), mref, method, started})
+        :ets.insert(table, {id, self(), ref, method, started})
         Port.command(port, frame)
       rescue
-        ArgumentError ->
-          Process.demonitor(mref, [:flush])
-          {:error, :sidecar_exited}
+        ArgumentError -> {:error, :sidecar_exited}
       else
-        _ -> await_direct(port, table, id, mref, timeout, %{method: method, started: started})
+        _ -> await_direct(port, table, id, ref, server, timeout, %{method: method, started: started})
       end
     end
   end
 
-  defp await_direct(port, table, id, mref, timeout, entry) do
+  defp await_direct(port, table, id, ref, server, timeout, entry) do
+    wait = min(timeout, @alive_check_ms)
+
     receive do
-      {^mref, {:frame, bin}} ->
-        Process.demonitor(mref, [:flush])
-        direct_reply(bin, entry)
-
-      {^mref, reply} ->
-        Process.demonitor(mref, [:flush])
-        reply
-
-      {:DOWN, ^mref, _, _, _} ->
-        {:error, :sidecar_exited}
+      {^ref, {:frame, bin}} -> direct_reply(bin, entry)
+      {^ref, reply} -> reply
     after
-      timeout ->
-        taken =
-          try do
-            :ets.take(table, id)
-          rescue
-            ArgumentError -> :gone
-          end
-
-        case taken do
-          [_] ->
-            # the caller has its answer; the sidecar drops the work (and its reply)
-            try do
-              Port.command(port, MsgPack.encode!(%{method: "cancel", params: %{id: id}}))
-            rescue
-              ArgumentError -> :ok
-            end
-
-            Process.demonitor(mref, [:flush])
-            call_exception(entry, :timeout)
-            {:error, :timeout}
-
-          _ ->
-            # the server has taken the entry: its reply (or its exit) is on the way
-            receive do
-              {^mref, {:frame, bin}} ->
-                Process.demonitor(mref, [:flush])
-                direct_reply(bin, entry)
-
-              {^mref, reply} ->
-                Process.demonitor(mref, [:flush])
-                reply
-
-              {:DOWN, ^mref, _, _, _} ->
-                {:error, :sidecar_exited}
-            end
+      wait ->
+        cond do
+          not Process.alive?(server) -> server_gone(ref, entry)
+          timeout > wait -> await_direct(port, table, id, ref, server, timeout - wait, entry)
+          true -> direct_timeout(port, table, id, ref, server, entry)
         end
+    end
+  end
+
+  defp direct_timeout(port, table, id, ref, server, entry) do
+    taken =
+      try do
+        :ets.take(table, id)
+      rescue
+        ArgumentError -> :gone
+      end
+
+    case taken do
+      [_] ->
+        # the caller has its answer; the sidecar drops the work (and its reply)
+        try do
+          Port.command(port, MsgPack.encode!(%{method: "cancel", params: %{id: id}}))
+        rescue
+          ArgumentError -> :ok
+        end
+
+        call_exception(entry, :timeout)
+        {:error, :timeout}
+
+      _ ->
+        # the server has taken the entry: its reply (or its failure) is on the way
+        await_taken(ref, server, entry)
+    end
+  end
+
+  defp await_taken(ref, server, entry) do
+    receive do
+      {^ref, {:frame, bin}} -> direct_reply(bin, entry)
+      {^ref, reply} -> reply
+    after
+      @alive_check_ms ->
+        if Process.alive?(server), do: await_taken(ref, server, entry), else: server_gone(ref, entry)
+    end
+  end
+
+  # the server is dead: a reply it sent before dying is already in the mailbox
+  defp server_gone(ref, entry) do
+    receive do
+      {^ref, {:frame, bin}} -> direct_reply(bin, entry)
+      {^ref, reply} -> reply
+    after
+      0 ->
+        call_exception(entry, :sidecar_exited)
+        {:error, :sidecar_exited}
     end
   end
 
@@ -285,15 +302,32 @@ defmodule Starweave.FineTune.Server do
 
   # %{id: id, method: method, params: params} as MessagePack, "id" first (the sidecar reads the id of a
   # frame it refuses from its first bytes), as iodata: the params' big binaries are referenced, not copied
-  defp request_frame(id, method, params) do
+  # {id, method, params} as MessagePack, the same bytes as MsgPack.encode!/1 writes (ids are the atomics'
+  # unsigned counter; a method is a short str), built without its generic dispatch: a ping's own cost
+  defp request_frame(id, method, params) when is_binary(method) and byte_size(method) < 32 do
     [
-      <<0x83, 0xA2, "id">>,
-      MsgPack.encode!(id),
-      <<0xA6, "method">>,
-      MsgPack.encode!(method),
-      <<0xA6, "params">> | MsgPack.encode!(params)
+      <<0x83, 0xA2, "id", id_bytes(id)::binary, 0xA6, "method", 0xA0 + byte_size(method)>>,
+      method,
+      <<0xA6, "params">> | params_bytes(params)
     ]
   end
+
+  defp request_frame(id, method, params) do
+    [
+      <<0x83, 0xA2, "id", id_bytes(id)::binary, 0xA6, "method">>,
+      MsgPack.encode!(method),
+      <<0xA6, "params">> | params_bytes(params)
+    ]
+  end
+
+  defp id_bytes(id) when id < 0x80, do: <<id>>
+  defp id_bytes(id) when id < 0x100, do: <<0xCC, id>>
+  defp id_bytes(id) when id < 0x10000, do: <<0xCD, id::16>>
+  defp id_bytes(id) when id < 0x100000000, do: <<0xCE, id::32>>
+  defp id_bytes(id), do: <<0xCF, id::64>>
+
+  defp params_bytes(params) when map_size(params) == 0, do: <<0x80>>
+  defp params_bytes(params), do: MsgPack.encode!(params)
 
   defp drop_job_on_error(s, %{kind: {:job_start, job, _}}) do
     case s.jobs do
@@ -318,8 +352,8 @@ defmodule Starweave.FineTune.Server do
   # every reply passes through, does the least work per reply.
   def handle_info({port, {:data, <<0x82, 0xA2, "id", rest::binary>> = bin}}, %{port: port} = s) do
     with id when is_integer(id) <- peek_id(rest),
-         [{_, pid, mref, _method, _started}] <- :ets.take(s.table, id) do
-      send(pid, {mref, {:frame, bin}})
+         [{_, pid, ref, _method, _started}] <- :ets.take(s.table, id) do
+      send(pid, {ref, {:frame, bin}})
       {:noreply, s}
     else
       _ -> decode_message(bin, s)
@@ -405,9 +439,9 @@ defmodule Starweave.FineTune.Server do
     case Map.pop(s.pending, id) do
       {nil, _} ->
         case :ets.take(s.table, id) do
-          [{_, pid, mref, method, started}] ->
+          [{_, pid, ref, method, started}] ->
             reply = to_reply(m)
-            send(pid, {mref, reply})
+            send(pid, {ref, reply})
             call_stop(%{method: method, started: started}, reply)
             s
 
@@ -587,8 +621,8 @@ defmodule Starweave.FineTune.Server do
 
     for {id, _, _, _, _} <- :ets.tab2list(s.table) do
       case :ets.take(s.table, id) do
-        [{_, pid, mref, method, started}] ->
-          send(pid, {mref, {:error, reason}})
+        [{_, pid, ref, method, started}] ->
+          send(pid, {ref, {:error, reason}})
           call_exception(%{method: method, started: started}, reason)
 
         [] ->
@@ -652,7 +686,7 @@ defmodule Starweave.FineTune.Server do
   # callers stop writing to this port (a restarted server puts its own entry)
   defp forget(%{opts: %{name: name}, port: port}) when name != nil do
     case :persistent_term.get({Starweave.FineTune, :direct, name}, nil) do
-      {^port, _, _, _, _} -> :persistent_term.erase({Starweave.FineTune, :direct, name})
+      {^port, _, _, _, _, _} -> :persistent_term.erase({Starweave.FineTune, :direct, name})
       _ -> :ok
     end
 
