@@ -700,7 +700,8 @@ export const METHODS: Record<string, MethodSpec> = {
   ),
   'train.status': call('a training run: status, steps, losses, held-out evaluation, checkpoints', z.strictObject({ run: z.string().min(1) }), async (p, ctx) => {
     const { summarizeRun } = await import('../train/runs.js');
-    return summarizeRun(ctx.workspace.resolve(p.run, 'params.run'));
+    const r = summarizeRun(ctx.workspace.resolve(p.run, 'params.run'));
+    return { ...r, dir: ctx.workspace.relative(r.dir) };
   }),
   'train.cancel': call('stops a running training job at the next step boundary, leaving a checkpoint', z.strictObject({ job: z.string().min(1) }), (p, ctx) => {
     const j = ctx.jobs.get(p.job);
@@ -708,9 +709,9 @@ export const METHODS: Record<string, MethodSpec> = {
     j.abort.abort();
     return { job: p.job, status: 'cancelling' };
   }),
-  'train.list': call('the training runs in a runs directory, oldest first', z.strictObject({ runs_dir: z.string().min(1).default(join('.starweave', 'runs')) }).default({ runs_dir: join('.starweave', 'runs') }), async (p, ctx) => {
+  'train.list': call('the training runs in a runs directory, the most recently updated first (`dir` relative to the workspace)', z.strictObject({ runs_dir: z.string().min(1).default(join('.starweave', 'runs')) }).default({ runs_dir: join('.starweave', 'runs') }), async (p, ctx) => {
     const { listRuns } = await import('../train/runs.js');
-    return listRuns(ctx.workspace.resolve(p.runs_dir, 'params.runs_dir'));
+    return listRuns(ctx.workspace.resolve(p.runs_dir, 'params.runs_dir')).map((r) => ({ ...r, dir: ctx.workspace.relative(r.dir) }));
   }),
   'eval.run': job('evaluates a model (and adapter) on held-out records: loss, token accuracy, exact match, ROUGE-L, per category, base vs tuned, the gate (events: start, progress; result: the eval report)', EvalRun, (p, ctx) => {
     const dir = ctx.workspace.resolve(p.model, 'params.model');

@@ -42,8 +42,10 @@ test('train.start runs a training job with events; ping is answered meanwhile; l
   for (const e of ['start', 'step', 'eval', 'checkpoint', 'done']) expect(names.has(e)).toBe(true);
   const list = (await c.call('train.list', {})).result as { dir?: string; status?: string }[];
   expect(list).toHaveLength(1);
+  // paths in replies are relative to the workspace, as in requests
+  expect(list[0].dir).toBe(res.runDir);
   const status = (await c.call('train.status', { run: res.runDir })).result as Record<string, unknown>;
-  expect(JSON.stringify(status)).toMatch(/completed/);
+  expect(status).toMatchObject({ dir: res.runDir, status: 'completed' });
   expect(await c.close()).toBe(0);
 }, 180_000);
 
