@@ -4,19 +4,16 @@
 // (within floating-point tolerance) and both workers write the same adapter; train.reduce refuses a job
 // that does not wait, a wrong step and a wrong length.
 import { createHash } from 'node:crypto';
-import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startTraining } from '../../src/train/runner.js';
 import { loadRunConfigFile } from '../../src/train/config.js';
-import { SidecarClient, type Msg } from './sidecar.js';
+import { exampleWorkspace, SidecarClient, type Msg } from './sidecar.js';
 
 let ws: string;
 beforeAll(() => {
-  ws = mkdtempSync(join(tmpdir(), 'sw-port-dp-'));
-  cpSync(join(process.cwd(), 'examples'), join(ws, 'examples'), { recursive: true });
-  const cfg = JSON.parse(readFileSync(join(ws, 'examples', 'run.json'), 'utf8'));
-  delete cfg.eval.metrics;
+  let cfg;
+  ({ ws, cfg } = exampleWorkspace('sw-port-dp-'));
   cfg.training = { ...cfg.training, epochs: undefined, max_steps: 3, grad_accum: 2 };
   cfg.eval = { ...cfg.eval, every_steps: 0, at_start: false };
   cfg.checkpoint = { ...cfg.checkpoint, every_steps: 0 };

@@ -1,5 +1,7 @@
 // A sidecar started the way an Erlang port starts it (fds 3 and 4), and a client that speaks frames.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { cpSync, mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { encodeFrame, unpack } from '../../src/port/codec.js';
@@ -7,6 +9,18 @@ import { encodeFrame, unpack } from '../../src/port/codec.js';
 export const SIDECAR = join(process.cwd(), 'dist', 'src', 'port', 'main.js');
 
 export type Msg = Record<string, unknown>;
+
+/**
+ * A fresh workspace holding a copy of the shipped examples/, and examples/run.json's config without its
+ * generation metrics (the tests write their variants of it next to it).
+ */
+export function exampleWorkspace(prefix: string): { ws: string; cfg: Record<string, any> } {
+  const ws = mkdtempSync(join(tmpdir(), prefix));
+  cpSync(join(process.cwd(), 'examples'), join(ws, 'examples'), { recursive: true });
+  const cfg = JSON.parse(readFileSync(join(ws, 'examples', 'run.json'), 'utf8'));
+  delete cfg.eval.metrics;
+  return { ws, cfg };
+}
 
 export class SidecarClient {
   readonly proc: ChildProcess;

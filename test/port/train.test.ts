@@ -1,17 +1,14 @@
 // Training through the port: train.start runs a LoRA run as a job inside the sidecar (events under
 // credits, a ping answered while it trains), train.list/status see it, train.cancel stops a run at a
 // step boundary with a checkpoint, and run configs whose paths leave the workspace are refused.
-import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { SidecarClient, type Msg } from './sidecar.js';
+import { exampleWorkspace, SidecarClient, type Msg } from './sidecar.js';
 
 let ws: string;
 beforeAll(() => {
-  ws = mkdtempSync(join(tmpdir(), 'sw-port-train-'));
-  cpSync(join(process.cwd(), 'examples'), join(ws, 'examples'), { recursive: true });
-  const cfg = JSON.parse(readFileSync(join(ws, 'examples', 'run.json'), 'utf8'));
-  delete cfg.eval.metrics;
+  let cfg;
+  ({ ws, cfg } = exampleWorkspace('sw-port-train-'));
   cfg.training = { ...cfg.training, epochs: undefined, max_steps: 12 };
   cfg.eval.every_steps = 4;
   cfg.checkpoint.every_steps = 4;
